@@ -1,0 +1,232 @@
+"""NATS and JetStream adapters shared by the services: connecting, declaring the streams,
+publishing run events with de-duplication headers, and durable pull consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import nats
+from kiln_contracts.events import RunMessage, RunProgress
+from kiln_contracts.subjects import (
+    EXPORTS_STREAM,
+    EXPORTS_STREAM_SUBJECTS,
+    HEADER_MSG_ID,
+    HEADER_REQUEST_ID,
+    HEADER_RUN_ID,
+    RUNS_STREAM,
+    RUNS_STREAM_SUBJECTS,
+    msg_id,
+    progress_subject,
+)
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+from kiln_common.logging import current_request_id, run_context
+
+logger = logging.getLogger("kiln.nats")
+
+STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600
+DUPLICATE_WINDOW_SECONDS = 120
+
+
+async def connect(url: str, name: str, connect_timeout: float = 5) -> NatsClient:
+    async def on_error(exc: Exception) -> None:
+        logger.error("nats error: %s", exc)
+
+    async def on_disconnected() -> None:
+        logger.warning("nats disconnected")
+
+    async def on_reconnected() -> None:
+        logger.info("nats reconnected")
+
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=connect_timeout,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Declare RUNS and EXPORTS; every service may call this, the result is the same."""
+    for name, subjects in (
+        (RUNS_STREAM, RUNS_STREAM_SUBJECTS),
+        (EXPORTS_STREAM, EXPORTS_STREAM_SUBJECTS),
+    ):
+        config = StreamConfig(
+            name=name,
+            subjects=list(subjects),
+            retention=RetentionPolicy.LIMITS,
+            max_age=STREAM_MAX_AGE_SECONDS,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        )
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
+
+
+def event_headers(run_id: str, event: str) -> dict[str, str]:
+    headers = {HEADER_MSG_ID: msg_id(run_id, event), HEADER_RUN_ID: run_id}
+    request_id = current_request_id.get()
+    if request_id:
+        headers[HEADER_REQUEST_ID] = request_id
+    return headers
+
+
+async def publish_run_event(js: JetStreamContext, subject: str, event: RunMessage) -> None:
+    """Publish to JetStream and wait for the ack; a repeat within the window is dropped by NATS."""
+    await js.publish(
+        subject,
+        event.model_dump_json().encode(),
+        headers=event_headers(event.run_id, event.event_name),
+    )
+
+
+async def publish_progress(nc: NatsClient, progress: RunProgress) -> None:
+    await nc.publish(
+        progress_subject(progress.run_id),
+        progress.model_dump_json().encode(),
+        headers={HEADER_RUN_ID: progress.run_id},
+    )
+
+
+MessageHandler = Callable[[Msg], Awaitable[None]]
+
+
+@dataclass
+class DurableConsumer:
+    """A durable pull consumer shared by every replica of a service (queue semantics).
+
+    The handler acks nothing itself: returning means done (ack), raising means try again later
+    (nak with a delay) until ``max_deliver``; then the message is terminated and ``on_give_up``
+    records the failure so it is never silent.
+    """
+
+    js: JetStreamContext
+    stream: str
+    durable: str
+    filter_subjects: Sequence[str]
+    handler: MessageHandler
+    on_give_up: Callable[[Msg, BaseException], Awaitable[None]]
+    concurrency: int = 8
+    ack_wait_seconds: float = 30
+    max_deliver: int = 5
+    retry_delay_seconds: float = 1.0
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _loop_task: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait_seconds,
+            max_deliver=self.max_deliver,
+            max_ack_pending=max(self.concurrency * 4, 64),
+            filter_subjects=list(self.filter_subjects),
+        )
+        await self.js.add_consumer(self.stream, config)
+        self._sub = await self.js.pull_subscribe_bind(self.durable, stream=self.stream)
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._loop_task = asyncio.create_task(self._loop(), name=f"consumer-{self.durable}")
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self._slots._value
+            if free == 0:
+                await self._slots.acquire()
+                self._slots.release()
+                continue
+            try:
+                messages = await self._sub.fetch(batch=free, timeout=1)
+            except NatsTimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any fetch error
+                logger.warning("fetch from %s failed: %s", self.durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                await self._slots.acquire()
+                task = asyncio.create_task(self._handle(message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, message: Msg) -> None:
+        run_id = (message.headers or {}).get(HEADER_RUN_ID)
+        request_id = (message.headers or {}).get(HEADER_REQUEST_ID)
+        token = current_request_id.set(request_id)
+        try:
+            with run_context(run_id):
+                await self._handle_in_context(message)
+        finally:
+            current_request_id.reset(token)
+            self._slots.release()
+
+    async def _keep_alive(self, message: Msg) -> None:
+        """A run can outlast ``ack_wait``; tell JetStream we are still on it."""
+        while True:
+            await asyncio.sleep(self.ack_wait_seconds / 3)
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+
+    async def _handle_in_context(self, message: Msg) -> None:
+        keep_alive = asyncio.create_task(self._keep_alive(message))
+        try:
+            await self.handler(message)
+        except asyncio.CancelledError:
+            # Shutting down mid-message: let JetStream redeliver it to a live replica.
+            with contextlib.suppress(Exception):
+                await message.nak()
+            raise
+        except Exception as exc:
+            delivered = message.metadata.num_delivered
+            if delivered >= self.max_deliver:
+                logger.exception("giving up on %s after %d deliveries", message.subject, delivered)
+                try:
+                    await self.on_give_up(message, exc)
+                finally:
+                    await message.term()
+                return
+            logger.warning(
+                "handling %s failed (delivery %d of %d), will retry: %s",
+                message.subject,
+                delivered,
+                self.max_deliver,
+                exc,
+            )
+            await message.nak(delay=self.retry_delay_seconds * delivered)
+            return
+        finally:
+            keep_alive.cancel()
+        await message.ack()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._loop_task:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        # In-flight messages get a short grace period, then are handed back for redelivery.
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

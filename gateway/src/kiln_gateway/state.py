@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NatsClient
+
+from kiln_gateway.catalog import WorkflowCatalog
+from kiln_gateway.config import GatewaySettings
+from kiln_gateway.runs import RunCreator
+from kiln_gateway.upstream import Upstream
+
+
+@dataclass
+class GatewayState:
+    settings: GatewaySettings
+    nc: NatsClient
+    media: Upstream
+    pipeline: Upstream
+    export: Upstream
+    catalog: WorkflowCatalog
+    creator: RunCreator

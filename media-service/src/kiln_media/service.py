@@ -1,0 +1,261 @@
+"""Applying run events to the record and storing outputs. Domain logic: no FastAPI, no NATS.
+
+Every handler is idempotent: a duplicated or redelivered event changes nothing the second
+time, and an event that arrives after a final state is ignored (and logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import PurePosixPath
+from typing import Any
+
+import anyio
+from kiln_contracts.errors import ErrorCode
+from kiln_contracts.events import (
+    GeneratedOutput,
+    RunCancelled,
+    RunFailed,
+    RunGenerated,
+    RunStarted,
+    RunStored,
+)
+from kiln_contracts.layout import is_entity_type
+from kiln_contracts.records import (
+    RunError,
+    RunHistoryEntry,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+    Stage,
+    can_transition,
+    utc_now,
+)
+
+from kiln_media.formats import check_format, image_meta, mime_for
+from kiln_media.ports import EventPublisher, OutputFetchError, OutputSource
+from kiln_media.storage import RunStore, StagedFile
+
+logger = logging.getLogger("kiln.media")
+
+_KIND_TO_TYPE = {
+    "images": "image",
+    "gifs": "animation",
+    "audio": "audio",
+    "video": "video",
+    "videos": "video",
+    "text": "text",
+    "3d": "model",
+    "meshes": "model",
+}
+
+
+def _source_key(output: GeneratedOutput) -> str:
+    return str(PurePosixPath(output.subfolder or ".", output.filename))
+
+
+def _transition(
+    record: RunRecord,
+    status: RunStatus,
+    event: str,
+    detail: dict[str, Any] | None = None,
+    **fields: Any,
+) -> RunRecord | None:
+    """The record moved to ``status`` with a history entry, or None if that is not allowed
+    (already final, already further along, or this event was applied before)."""
+    if any(entry.event == event for entry in record.events):
+        logger.info("event %s already applied; ignoring the repeat", event)
+        return None
+    if not can_transition(record.status, status) and not (
+        record.status == status and not status.is_final
+    ):
+        logger.info("ignoring %s: run is %s", event, record.status.value)
+        return None
+    entry = RunHistoryEntry(at=utc_now(), event=event, status=status, detail=detail or {})
+    return record.model_copy(update={"status": status, "events": [*record.events, entry], **fields})
+
+
+class MediaService:
+    def __init__(
+        self,
+        store: RunStore,
+        source: OutputSource,
+        publisher: EventPublisher,
+        fetch_attempts: int = 4,
+        fetch_backoff_seconds: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.publisher = publisher
+        self.fetch_attempts = fetch_attempts
+        self.fetch_backoff_seconds = fetch_backoff_seconds
+
+    # -- creation & reading ------------------------------------------------------------------
+    async def create_run(self, run_id: str, request: RunRequest) -> RunRecord:
+        return await anyio.to_thread.run_sync(self.store.create_run, run_id, request)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        return await anyio.to_thread.run_sync(self.store.read, run_id)
+
+    async def record_failure(self, event: RunFailed) -> RunRecord:
+        def change(record: RunRecord) -> RunRecord | None:
+            error = RunError(
+                stage=event.stage,
+                code=event.code,
+                message=event.message,
+                retryable=event.retryable,
+                details=event.details,
+            )
+            return _transition(
+                record,
+                RunStatus.FAILED,
+                "failed",
+                {"stage": event.stage.value, "code": event.code.value, "message": event.message},
+                error=error,
+            )
+
+        return await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
+
+    # -- events from the pipeline ------------------------------------------------------------
+    async def on_started(self, event: RunStarted) -> None:
+        def change(record: RunRecord) -> RunRecord | None:
+            return _transition(
+                record,
+                RunStatus.RUNNING,
+                "started",
+                {"backend": event.backend, "seed": event.seed},
+                backend=event.backend,
+            )
+
+        record = await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
+        # The exact graph sent to ComfyUI is provenance: store it once, even on a redelivery.
+        if not any(e.type == "workflow" for e in record.entities) and not record.status.is_final:
+            graph = json.dumps(event.graph, indent=2, sort_keys=True).encode()
+            meta: dict[str, Any] = {"backend": event.backend}
+            if event.seed is not None:
+                meta["seed"] = event.seed
+            await anyio.to_thread.run_sync(
+                lambda: self.store.add_bytes(
+                    event.run_id, graph, "workflow", "json", "application/json", meta
+                )
+            )
+
+    async def on_failed(self, event: RunFailed) -> None:
+        await self.record_failure(event)
+
+    async def on_cancelled(self, event: RunCancelled) -> None:
+        def change(record: RunRecord) -> RunRecord | None:
+            return _transition(record, RunStatus.CANCELLED, "cancelled", {"reason": event.reason})
+
+        await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
+
+    async def on_generated(self, event: RunGenerated) -> None:
+        """Fetch each output exactly once, store it, then complete the run and say so."""
+        run_id = event.run_id
+
+        def to_storing(record: RunRecord) -> RunRecord | None:
+            return _transition(
+                record,
+                RunStatus.STORING,
+                "generated",
+                {"outputs": len(event.outputs), "backend": event.backend},
+            )
+
+        record = await anyio.to_thread.run_sync(self.store.update, run_id, to_storing)
+        if record.status != RunStatus.STORING:
+            logger.info("not storing outputs: run is %s", record.status.value)
+            return
+
+        stored_sources = {
+            str(e.meta.get("source")) for e in record.entities if e.meta.get("source")
+        }
+        for output in event.outputs:
+            if _source_key(output) in stored_sources:
+                continue
+            try:
+                await self._store_output(event, output)
+            except OutputFetchError as exc:
+                await self._fail_storage(run_id, output, str(exc), retryable=exc.retryable)
+                return
+
+        def to_completed(record: RunRecord) -> RunRecord | None:
+            outputs = [e.filename for e in record.entities if e.type.startswith("output_")]
+            return _transition(record, RunStatus.COMPLETED, "stored", {"outputs": outputs})
+
+        record = await anyio.to_thread.run_sync(self.store.update, run_id, to_completed)
+        if record.status == RunStatus.COMPLETED:
+            filenames = [e.filename for e in record.entities if e.type.startswith("output_")]
+            await self.publisher.stored(RunStored(run_id=run_id, filenames=filenames))
+
+    async def _store_output(self, event: RunGenerated, output: GeneratedOutput) -> None:
+        ext = PurePosixPath(output.filename).suffix.lstrip(".").lower()
+        kind = _KIND_TO_TYPE.get(output.kind, output.kind)
+        entity_type = f"output_{kind}"
+        if not ext or not is_entity_type(entity_type) or not ext.isalnum() or len(ext) > 8:
+            raise OutputFetchError(
+                f"output {output.filename!r} has an unusable name", retryable=False
+            )
+        staged = await self._fetch_with_retries(event, output)
+        try:
+            if staged.size == 0:
+                raise OutputFetchError(f"output {output.filename} is empty", retryable=False)
+            problem = check_format(ext, staged.head)
+            if problem:
+                raise OutputFetchError(f"output {output.filename}: {problem}", retryable=False)
+            meta: dict[str, Any] = {
+                "backend": event.backend,
+                "node": output.node_id,
+                "source": _source_key(output),
+                "comfyui_filename": output.filename,
+                **image_meta(staged.head),
+            }
+            await anyio.to_thread.run_sync(
+                lambda: self.store.commit_entity(
+                    event.run_id, staged, entity_type, ext, mime_for(ext), meta
+                )
+            )
+        finally:
+            self.store.discard(staged)
+
+    async def _fetch_with_retries(self, event: RunGenerated, output: GeneratedOutput) -> StagedFile:
+        delay = self.fetch_backoff_seconds
+        for attempt in range(1, self.fetch_attempts + 1):
+            writer = await anyio.to_thread.run_sync(self.store.open_staging, event.run_id)
+            try:
+                async for chunk in self.source.stream(event.backend_url, output):
+                    writer.write(chunk)
+                return await anyio.to_thread.run_sync(writer.finish)
+            except OutputFetchError as exc:
+                writer.abort()
+                if not exc.retryable or attempt == self.fetch_attempts:
+                    raise
+                logger.warning(
+                    "fetching %s failed (attempt %d of %d): %s",
+                    output.filename,
+                    attempt,
+                    self.fetch_attempts,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+            except BaseException:
+                writer.abort()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _fail_storage(
+        self, run_id: str, output: GeneratedOutput, message: str, *, retryable: bool
+    ) -> None:
+        logger.error("storing output %s failed: %s", output.filename, message)
+        failed = RunFailed(
+            run_id=run_id,
+            stage=Stage.MEDIA,
+            code=ErrorCode.STORAGE_FAILED,
+            message=message,
+            retryable=retryable,
+            details={"output": output.model_dump(mode="json")},
+        )
+        await self.record_failure(failed)
+        await self.publisher.failed(failed)

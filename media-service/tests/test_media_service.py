@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pytest
+from kiln_contracts.errors import ErrorCode
+from kiln_contracts.events import GeneratedOutput, RunFailed, RunGenerated, RunStarted
+from kiln_contracts.records import RunStatus, Stage
+from kiln_media.ports import OutputFetchError
+from kiln_media.service import MediaService
+from kiln_media.storage import RunStore
+from media_fakes import FakeSource, RecordingPublisher, tiny_png
+
+pytestmark = pytest.mark.anyio
+
+
+def generated(run_id: str, *names: str) -> RunGenerated:
+    return RunGenerated(
+        run_id=run_id,
+        backend="comfyui-0",
+        backend_url="http://backend",
+        outputs=[
+            GeneratedOutput(node_id="3", kind="images", filename=n, subfolder=f"kiln/{run_id}")
+            for n in names
+        ],
+    )
+
+
+async def test_started_records_backend_and_graph_once(service: MediaService, run_id: str) -> None:
+    event = RunStarted(
+        run_id=run_id, backend="comfyui-0", backend_url="http://b", seed=42, graph={"1": {}}
+    )
+    await service.on_started(event)
+    await service.on_started(event)
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.RUNNING
+    assert record.backend == "comfyui-0"
+    assert [e.filename for e in record.entities] == ["01_input.txt", "02_workflow.json"]
+    assert record.entities[1].meta["seed"] == 42
+    assert [e.event for e in record.events] == ["created", "started"]
+
+
+async def test_generated_stores_each_output_once_and_completes(
+    service: MediaService,
+    source: FakeSource,
+    publisher: RecordingPublisher,
+    store: RunStore,
+    run_id: str,
+) -> None:
+    source.files["3_00001_.png"] = tiny_png(5, 4)
+    event = generated(run_id, "3_00001_.png")
+    await service.on_generated(event)
+    await service.on_generated(event)  # redelivered
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.COMPLETED
+    outputs = [e for e in record.entities if e.type == "output_image"]
+    assert len(outputs) == 1
+    assert outputs[0].filename == "02_output_image.png"
+    assert outputs[0].mime == "image/png"
+    assert outputs[0].meta["width"] == 5
+    assert outputs[0].meta["height"] == 4
+    assert (store.run_dir(run_id) / "02_output_image.png").read_bytes() == tiny_png(5, 4)
+    assert source.calls == ["3_00001_.png"]
+    assert [e.filenames for e in publisher.stored_events] == [["02_output_image.png"]]
+
+
+async def test_transient_fetch_errors_are_retried(
+    service: MediaService, source: FakeSource, run_id: str
+) -> None:
+    source.files["a.png"] = tiny_png()
+    source.failures["a.png"] = [OutputFetchError("reset", retryable=True)] * 2
+    await service.on_generated(generated(run_id, "a.png"))
+    assert (await service.get_run(run_id)).status == RunStatus.COMPLETED
+    assert source.calls == ["a.png"] * 3
+
+
+async def test_permanent_fetch_failure_fails_the_run_naming_the_output(
+    service: MediaService, publisher: RecordingPublisher, store: RunStore, run_id: str
+) -> None:
+    await service.on_generated(generated(run_id, "missing.png"))
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.FAILED
+    assert record.error is not None
+    assert record.error.code == ErrorCode.STORAGE_FAILED
+    assert record.error.stage == Stage.MEDIA
+    assert "missing.png" in record.error.message
+    assert publisher.failed_events
+    assert not publisher.stored_events
+    assert not [p for p in store.run_dir(run_id).iterdir() if p.name.startswith(".incoming")]
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a not a png at all"])
+async def test_empty_or_wrong_format_output_fails(
+    service: MediaService, source: FakeSource, run_id: str, data: bytes
+) -> None:
+    source.files["x.png"] = data
+    await service.on_generated(generated(run_id, "x.png"))
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.FAILED
+    assert record.error is not None
+    assert "x.png" in record.error.message
+
+
+async def test_events_after_a_final_state_change_nothing(
+    service: MediaService, source: FakeSource, run_id: str
+) -> None:
+    await service.on_failed(
+        RunFailed(run_id=run_id, stage=Stage.BACKEND, code=ErrorCode.TIMEOUT, message="too slow")
+    )
+    source.files["late.png"] = tiny_png()
+    await service.on_generated(generated(run_id, "late.png"))
+    await service.on_started(
+        RunStarted(run_id=run_id, backend="b", backend_url="http://b", graph={})
+    )
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.FAILED
+    assert record.error is not None
+    assert record.error.code == ErrorCode.TIMEOUT
+    assert [e.type for e in record.entities] == ["input"]
+    assert source.calls == []

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+from kiln_contracts.ids import new_run_id, run_date
+from kiln_contracts.layout import InvalidFilenameError
+from kiln_contracts.records import RunRecord, RunRequest, RunStatus
+from kiln_media.storage import EntityNotFoundError, RunExistsError, RunNotFoundError, RunStore
+
+
+def test_create_run_writes_folder_record_and_input(store: RunStore) -> None:
+    run_id = new_run_id()
+    store.create_run(run_id, RunRequest(workflow="noise", input_text="ein roter Drache ✨"))
+    folder = store.root / "runs" / run_date(run_id).isoformat() / run_id
+    assert sorted(p.name for p in folder.iterdir()) == ["01_input.txt", "metadata.json"]
+    record = RunRecord.model_validate_json((folder / "metadata.json").read_bytes())
+    assert record.run_id == run_id
+    assert record.status == RunStatus.QUEUED
+    text = (folder / "01_input.txt").read_bytes()
+    assert text.decode() == "ein roter Drache ✨"
+    assert record.entities[0].sha256 == hashlib.sha256(text).hexdigest()
+    assert [e.event for e in record.events] == ["created"]
+    # no staging leftovers beside the run folder
+    assert [p.name for p in folder.parent.iterdir()] == [run_id]
+
+
+def test_a_run_is_created_once(store: RunStore) -> None:
+    run_id = new_run_id()
+    store.create_run(run_id, RunRequest(workflow="noise", input_text="x"))
+    with pytest.raises(RunExistsError):
+        store.create_run(run_id, RunRequest(workflow="noise", input_text="y"))
+    assert store.read(run_id).request.input_text == "x"
+
+
+def test_storage_id_is_written_once(tmp_path: Path) -> None:
+    first = RunStore(tmp_path).ensure_storage_id()
+    assert RunStore(tmp_path).ensure_storage_id() == first
+    assert (tmp_path / "storage-id").read_text().strip() == first
+
+
+def test_missing_run_and_file(store: RunStore, run_id: str) -> None:
+    with pytest.raises(RunNotFoundError):
+        store.read(new_run_id())
+    with pytest.raises(EntityNotFoundError):
+        store.entity_path(run_id, "02_output_image.png")
+    with pytest.raises(InvalidFilenameError):
+        store.entity_path(run_id, "../metadata.json")
+
+
+def test_threads_never_share_a_sequence_number(store: RunStore, run_id: str) -> None:
+    def add(n: int) -> None:
+        store.add_bytes(run_id, f"{n}".encode(), "note", "txt", "text/plain", {"n": n})
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    record = store.read(run_id)
+    seqs = [e.seq for e in record.entities]
+    assert sorted(seqs) == list(range(1, 42))
+    assert sorted(e.meta["n"] for e in record.entities if e.type == "note") == list(range(40))
+    for entity in record.entities:
+        assert (store.run_dir(run_id) / entity.filename).is_file()
+
+
+def _write_many(root: str, run_id: str, writer: int, count: int) -> None:
+    store = RunStore(Path(root))
+    for n in range(count):
+        store.add_bytes(run_id, b"x" * n, "note", "txt", "text/plain", {"writer": writer, "n": n})
+
+
+def test_two_processes_on_one_volume_lose_nothing(store: RunStore, run_id: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_write_many, args=(str(store.root), run_id, w, 15)) for w in range(2)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    record = store.read(run_id)
+    notes = [e for e in record.entities if e.type == "note"]
+    assert len(notes) == 30
+    assert len({e.seq for e in record.entities}) == len(record.entities)
+    assert {(e.meta["writer"], e.meta["n"]) for e in notes} == {
+        (w, n) for w in range(2) for n in range(15)
+    }
+    on_disk = {p.name for p in store.run_dir(run_id).iterdir() if not p.name.startswith(".")}
+    assert on_disk == {e.filename for e in record.entities} | {"metadata.json"}
+    json.loads((store.run_dir(run_id) / "metadata.json").read_text())

@@ -1,0 +1,53 @@
+"""HTTP API of pipeline-service (internal): the workflow catalogue and the backends' state."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from fastapi import APIRouter
+from kiln_contracts.api import ServiceInfo
+from kiln_contracts.errors import ErrorCode
+from kiln_contracts.workflows import WorkflowManifest, WorkflowSummary
+
+from kiln_pipeline.deps import StateDep
+from kiln_pipeline.errors import PipelineError
+
+router = APIRouter()
+
+
+@router.get("/workflows", response_model=list[WorkflowSummary])
+async def list_workflows(state: StateDep) -> list[WorkflowSummary]:
+    return [t.summary() for t in state.templates.values()]
+
+
+@router.get("/workflows/{name}/manifest", response_model=WorkflowManifest)
+async def get_manifest(name: str, state: StateDep) -> WorkflowManifest:
+    template = state.templates.get(name)
+    if template is None:
+        raise PipelineError(ErrorCode.UNKNOWN_WORKFLOW, f"no workflow {name!r}", 404)
+    return template.manifest
+
+
+@router.get("/manifests", response_model=list[WorkflowManifest])
+async def list_manifests(state: StateDep) -> list[WorkflowManifest]:
+    return [t.manifest for t in state.templates.values()]
+
+
+@router.get("/system", response_model=ServiceInfo)
+async def system(state: StateDep) -> ServiceInfo:
+    backends = [
+        {
+            "name": b.name,
+            "url": b.url,
+            "websocket": "connected" if b.watcher.connected.is_set() else "disconnected",
+            "in_flight": b.in_flight,
+            "max_in_flight": b.max_in_flight,
+        }
+        for b in state.pool.backends
+    ]
+    return ServiceInfo(
+        service="pipeline-service",
+        instance_id=state.settings.instance_id,
+        version=version("kiln-pipeline"),
+        details={"backends": backends},
+    )

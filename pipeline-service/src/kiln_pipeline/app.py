@@ -1,0 +1,86 @@
+"""pipeline-service: turns requested runs into ComfyUI prompts and follows them to the end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from kiln_common.errors import install_error_handlers
+from kiln_common.http import install_health_routes, install_request_context
+from kiln_common.logging import configure_logging
+from kiln_common.nats import connect, ensure_streams
+
+from kiln_pipeline.api import router
+from kiln_pipeline.comfy import BackendUnavailableError, ComfyClient
+from kiln_pipeline.config import PipelineSettings
+from kiln_pipeline.driver import PollPolicy, RunDriver
+from kiln_pipeline.messaging import NatsRunEventSink, build_consumer
+from kiln_pipeline.pool import Backend, BackendPool
+from kiln_pipeline.state import PipelineState
+from kiln_pipeline.templates import load_templates
+from kiln_pipeline.watcher import BackendWatcher
+
+
+def create_app(settings: PipelineSettings | None = None) -> FastAPI:
+    settings = settings or PipelineSettings()  # from the environment
+    configure_logging("pipeline-service", settings.instance_id, settings.log_level)
+    templates = load_templates()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nc = await connect(settings.nats_url, f"pipeline-service {settings.instance_id}")
+        js = nc.jetstream()
+        await ensure_streams(js)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5)) as http:
+            # A fixed client id per pipeline instance: ComfyUI sends a prompt's messages only to
+            # the websocket of the client that submitted it.
+            client_id = f"kiln-pipeline-{settings.instance_id}"
+            backends = []
+            for index, url in enumerate(settings.comfyui_urls):
+                client = ComfyClient(name=f"comfyui-{index}", url=url, http=http)
+                watcher = BackendWatcher(client.name, client.ws_url(client_id))
+                watcher.start()
+                backends.append(
+                    Backend(client, watcher, client_id, settings.pipeline_max_in_flight_per_backend)
+                )
+            pool = BackendPool(backends)
+            sink = NatsRunEventSink(nc, js)
+            poll = PollPolicy(
+                settings.pipeline_poll_initial_seconds, settings.pipeline_poll_max_seconds
+            )
+            driver = RunDriver(templates, pool, sink, poll)
+            app.state.pipeline = PipelineState(settings, templates, pool, nc)
+            consumer = build_consumer(js, driver, sink, pool.capacity)
+            await consumer.start()
+            try:
+                yield
+            finally:
+                await consumer.stop()
+                for backend in backends:
+                    await backend.watcher.stop()
+                await nc.drain()
+
+    app = FastAPI(title="kiln pipeline-service", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    install_request_context(app)
+
+    async def readiness() -> dict[str, str]:
+        state: PipelineState = app.state.pipeline
+        problems = []
+        for backend in state.pool.backends:
+            try:
+                await backend.client.queue_remaining()
+            except BackendUnavailableError as exc:
+                problems.append(str(exc)[:200])
+        # Ready while any backend answers: the pool routes around the others.
+        all_down = len(problems) == len(state.pool.backends)
+        return {
+            "nats": "ok" if state.nc.is_connected else "disconnected",
+            "comfyui": "; ".join(problems) if all_down else "ok",
+        }
+
+    install_health_routes(app, readiness)
+    app.include_router(router)
+    return app

@@ -1,0 +1,91 @@
+"""HTTP client for one ComfyUI backend (DESIGN §4). Adapter; knows the protocol, not runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class BackendUnavailableError(Exception):
+    """The backend did not answer or answered 5xx: the run may go elsewhere or wait."""
+
+
+class PromptRejectedError(Exception):
+    """ComfyUI refused the graph (400): the workflow itself is wrong for this backend."""
+
+    def __init__(self, error_type: str, message: str, node_errors: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.node_errors = node_errors
+
+
+@dataclass(frozen=True)
+class ComfyClient:
+    name: str
+    url: str
+    http: httpx.AsyncClient
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self.http.request(method, f"{self.url}{path}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailableError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise BackendUnavailableError(
+                f"{self.name}: {method} {path} answered {response.status_code}: {response.text[:200]}"
+            )
+        return response
+
+    async def submit(self, graph: dict[str, Any], prompt_id: str, client_id: str) -> int:
+        body = {"prompt": graph, "client_id": client_id, "prompt_id": prompt_id}
+        response = await self._request("POST", "/prompt", json=body)
+        if response.status_code == 400:
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = {}
+            error = payload.get("error") or {}
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise PromptRejectedError(
+                str(error.get("type", "invalid_prompt"))
+                if isinstance(error, dict)
+                else "invalid_prompt",
+                message or "ComfyUI rejected the workflow",
+                payload.get("node_errors") or {},
+            )
+        if response.status_code != 200:
+            raise BackendUnavailableError(f"{self.name}: /prompt answered {response.status_code}")
+        return int(response.json().get("number", 0))
+
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The finished entry, or None while queued, running or unknown (ComfyUI says ``{}``)."""
+        response = await self._request("GET", f"/history/{prompt_id}")
+        entry = response.json().get(prompt_id) if response.status_code == 200 else None
+        return entry if isinstance(entry, dict) else None
+
+    async def queued_prompt_ids(self) -> set[str]:
+        response = await self._request("GET", "/queue")
+        payload = response.json()
+        ids: set[str] = set()
+        for key in ("queue_running", "queue_pending"):
+            for item in payload.get(key, []):
+                if isinstance(item, list) and len(item) > 1:
+                    ids.add(str(item[1]))
+        return ids
+
+    async def queue_remaining(self) -> int:
+        response = await self._request("GET", "/prompt")
+        return int(response.json().get("exec_info", {}).get("queue_remaining", 0))
+
+    async def interrupt(self, prompt_id: str) -> None:
+        await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+
+    async def delete_queued(self, prompt_id: str) -> None:
+        await self._request("POST", "/queue", json={"delete": [prompt_id]})
+
+    def ws_url(self, client_id: str) -> str:
+        base = self.url.replace("https://", "wss://").replace("http://", "ws://")
+        return f"{base}/ws?clientId={client_id}"

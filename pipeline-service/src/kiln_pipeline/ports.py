@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from typing import Protocol
+
+from kiln_contracts.events import RunFailed, RunGenerated, RunProgress, RunStarted
+
+
+class RunEventSink(Protocol):
+    """Where the driver reports what happened to a run (NATS in production, a list in tests)."""
+
+    async def started(self, event: RunStarted) -> None: ...
+
+    async def generated(self, event: RunGenerated) -> None: ...
+
+    async def failed(self, event: RunFailed) -> None: ...
+
+    async def progress(self, event: RunProgress) -> None: ...

@@ -1,0 +1,34 @@
+"""Integration fixtures: the whole system as real processes on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kiln_devstack.stack import Stack, StackConfig
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var_dir = tmp_path_factory.mktemp("kiln-var")
+    with Stack(StackConfig(var_dir=var_dir)) as running:
+        yield running
+
+
+@pytest.fixture
+def gateway(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def simulator(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.urls["comfyui-sim"], timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def storage_root(stack: Stack) -> Path:
+    return stack.storage_root
