@@ -6,7 +6,7 @@ import pytest
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunRequest
 from kiln_media.service import MediaService
-from kiln_media.storage import RunStore
+from kiln_storage.local import RunStore
 from media_fakes import FakeSource, RecordingPublisher
 
 

@@ -6,7 +6,7 @@ from kiln_contracts.events import GeneratedOutput, RunFailed, RunGenerated, RunS
 from kiln_contracts.records import RunStatus, Stage
 from kiln_media.ports import OutputFetchError
 from kiln_media.service import MediaService
-from kiln_media.storage import RunStore
+from kiln_storage.local import RunStore
 from media_fakes import FakeSource, RecordingPublisher, tiny_png
 
 pytestmark = pytest.mark.anyio

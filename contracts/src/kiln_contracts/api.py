@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from kiln_contracts.records import RunRequest
+from kiln_contracts.records import RunRecord, RunRequest
 
 
 class CreateRunBody(BaseModel):
@@ -34,3 +34,29 @@ class ServiceInfo(BaseModel):
     )
     storage_root: str | None = None
     details: dict[str, object] = Field(default_factory=dict)
+
+
+class RunPage(BaseModel):
+    """``GET /runs`` on media-service (and ``/api/runs`` on the gateway): newest first."""
+
+    items: list[RunRecord]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= for the next page; null on the last page."
+    )
+
+
+class BlockEntityBody(BaseModel):
+    """Researcher only: blocked media is never served (451) but stays for research."""
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DeletionRequest(BaseModel):
+    """GDPR deletion of every run of one device or one workshop session (exactly one of them)."""
+
+    device_id: str | None = None
+    session_id: str | None = None
+
+
+class DeletionReport(BaseModel):
+    deleted: list[str] = Field(description="Run ids deleted by this request.")

@@ -65,6 +65,11 @@ class RunError(BaseModel):
     details: dict[str, JsonValue] = Field(default_factory=dict)
 
 
+class BlockInfo(BaseModel):
+    reason: str
+    at: datetime
+
+
 class Entity(BaseModel):
     """One stored file of a run."""
 
@@ -76,6 +81,7 @@ class Entity(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created_at: datetime
     meta: dict[str, JsonValue] = Field(default_factory=dict)
+    blocked: BlockInfo | None = None
 
 
 class RunHistoryEntry(BaseModel):

@@ -43,6 +43,12 @@ async def create_run(body: CreateRunRequest, state: StateDep) -> RunAccepted:
     return await state.creator.create(body)
 
 
+@router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunAccepted, tags=["runs"])
+async def cancel_run(run_id: RunIdDep, state: StateDep) -> RunAccepted:
+    """Ask the pipeline to stop the run; it ends ``cancelled`` unless it finishes first."""
+    return await state.creator.cancel(run_id)
+
+
 @router.get("/runs/{run_id}", response_model=RunRecord, tags=["runs"])
 async def get_run(run_id: RunIdDep, state: StateDep) -> Any:
     return await state.media.get_json(f"/runs/{run_id}")

@@ -12,10 +12,10 @@ from kiln_common.logging import run_context
 from kiln_common.nats import publish_run_event
 from kiln_contracts.api import CreateRunBody, FailRunBody
 from kiln_contracts.errors import ErrorCode
-from kiln_contracts.events import RunRequested
+from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
-from kiln_contracts.records import RunRequest, RunStatus, Stage
-from kiln_contracts.subjects import RUNS_REQUESTED
+from kiln_contracts.records import RunRecord, RunRequest, RunStatus, Stage
+from kiln_contracts.subjects import RUNS_REQUESTED, RunEventName, run_event_subject
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
 from nats.js import JetStreamContext
 
@@ -88,6 +88,31 @@ class RunCreator:
             logger.info("run queued")
         return RunAccepted(
             run_id=run_id, status=RunStatus.QUEUED, links=RunLinks(self=f"/api/runs/{run_id}")
+        )
+
+    async def cancel(self, run_id: str) -> RunAccepted:
+        with run_context(run_id):
+            record = RunRecord.model_validate(await self.media.get_json(f"/runs/{run_id}"))
+            if record.status.is_final:
+                raise GatewayError(
+                    ErrorCode.RUN_FINISHED, f"run {run_id} is {record.status.value} already", 409
+                )
+            try:
+                await publish_run_event(
+                    self.js,
+                    run_event_subject(run_id, RunEventName.CANCEL),
+                    RunCancel(run_id=run_id),
+                )
+            except Exception as exc:
+                logger.error("could not publish the cancel request: %s", exc)
+                raise GatewayError(
+                    ErrorCode.QUEUE_UNAVAILABLE,
+                    "the cancel request could not be sent; try again",
+                    503,
+                ) from exc
+            logger.info("cancel requested")
+        return RunAccepted(
+            run_id=run_id, status=record.status, links=RunLinks(self=f"/api/runs/{run_id}")
         )
 
     async def _record_queue_failure(self, run_id: str, exc: BaseException) -> None:

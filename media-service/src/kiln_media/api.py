@@ -14,10 +14,10 @@ from kiln_contracts.events import RunFailed
 from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 from kiln_contracts.layout import InvalidFilenameError
 from kiln_contracts.records import RunRecord, Stage
+from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, StorageError
 
 from kiln_media.deps import RunIdDep, ServiceDep, StateDep
 from kiln_media.errors import MediaError
-from kiln_media.storage import EntityNotFoundError, RunExistsError, RunNotFoundError, StorageError
 
 router = APIRouter()
 

@@ -12,6 +12,7 @@ from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.nats import connect, ensure_streams
+from kiln_storage.local import RunStore
 
 from kiln_media.api import router
 from kiln_media.comfy_source import ComfyViewSource
@@ -19,7 +20,6 @@ from kiln_media.config import MediaSettings
 from kiln_media.messaging import JetStreamPublisher, build_consumer
 from kiln_media.service import MediaService
 from kiln_media.state import MediaState
-from kiln_media.storage import RunStore
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:

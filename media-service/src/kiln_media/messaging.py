@@ -15,11 +15,11 @@ from kiln_contracts.subjects import (
     run_event_filter,
     run_event_subject,
 )
+from kiln_storage.local import RunNotFoundError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from kiln_media.service import MediaService
-from kiln_media.storage import RunNotFoundError
 
 logger = logging.getLogger("kiln.media.messaging")
 

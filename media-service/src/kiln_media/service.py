@@ -33,10 +33,10 @@ from kiln_contracts.records import (
     can_transition,
     utc_now,
 )
+from kiln_storage.local import RunStore, StagedFile
 
 from kiln_media.formats import check_format, image_meta, mime_for
 from kiln_media.ports import EventPublisher, OutputFetchError, OutputSource
-from kiln_media.storage import RunStore, StagedFile
 
 logger = logging.getLogger("kiln.media")
 

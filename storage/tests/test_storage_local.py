@@ -10,7 +10,7 @@ import pytest
 from kiln_contracts.ids import new_run_id, run_date
 from kiln_contracts.layout import InvalidFilenameError
 from kiln_contracts.records import RunRecord, RunRequest, RunStatus
-from kiln_media.storage import EntityNotFoundError, RunExistsError, RunNotFoundError, RunStore
+from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, RunStore
 
 
 def test_create_run_writes_folder_record_and_input(store: RunStore) -> None:
