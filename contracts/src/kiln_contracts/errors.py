@@ -20,6 +20,8 @@ class ErrorCode(StrEnum):
     RUN_FINISHED = "run_finished"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     # Run failures (recorded on the run)
     INVALID_WORKFLOW = "invalid_workflow"
     BACKEND_UNAVAILABLE = "backend_unavailable"

@@ -13,6 +13,7 @@ from kiln_common.logging import configure_logging
 from kiln_common.nats import connect, ensure_streams
 
 from kiln_gateway.api import router
+from kiln_gateway.auth import resolve_researcher_token
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.errors import GatewayError
@@ -24,6 +25,7 @@ from kiln_gateway.upstream import Upstream
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()  # from the environment
     configure_logging("gateway", settings.instance_id, settings.log_level)
+    researcher_token = resolve_researcher_token(settings)  # fails fast on a bad production secret
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +41,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             catalog = WorkflowCatalog(pipeline, settings.gateway_catalog_ttl_seconds)
             creator = RunCreator(catalog, media, js, settings.gateway_max_input_chars)
             app.state.gateway = GatewayState(
-                settings, nc, media, pipeline, export, catalog, creator
+                settings, nc, media, pipeline, export, catalog, creator, researcher_token
             )
             try:
                 yield

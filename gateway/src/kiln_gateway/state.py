@@ -19,3 +19,4 @@ class GatewayState:
     export: Upstream
     catalog: WorkflowCatalog
     creator: RunCreator
+    researcher_token: str
