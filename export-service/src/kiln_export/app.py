@@ -37,7 +37,7 @@ def create_app(settings: ExportSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, f"export-service {settings.instance_id}")
-        await ensure_streams(nc.jetstream())
+        await ensure_streams(nc.jetstream(), settings.nats_stream_replicas)
         app.state.nc = nc
         try:
             yield

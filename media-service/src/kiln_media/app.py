@@ -32,7 +32,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         storage_id = await anyio.to_thread.run_sync(store.ensure_storage_id)
         nc = await connect(settings.nats_url, f"media-service {settings.instance_id}")
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         timeout = httpx.Timeout(settings.media_fetch_timeout_seconds, connect=5)
         async with httpx.AsyncClient(timeout=timeout) as http:
             service = MediaService(
