@@ -210,8 +210,14 @@ async def _change_block(change: Awaitable[Entity]) -> Entity:
 @router.get("/runs", response_model=RunPage)
 async def list_runs(
     catalog: CatalogDep,
-    since: Annotated[str | None, Query(description="ISO-8601 with zone; inclusive")] = None,
-    until: Annotated[str | None, Query(description="ISO-8601 with zone; exclusive")] = None,
+    since: Annotated[
+        str | None,
+        Query(description="ISO-8601 with zone, inclusive; compared with the instant in the run id"),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(description="ISO-8601 with zone, exclusive; compared with the instant in the run id"),
+    ] = None,
     device_id: Annotated[str | None, Query(max_length=200)] = None,
     session_id: Annotated[str | None, Query(max_length=200)] = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
