@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from kiln_common.nats import publish_run_event
 from kiln_contracts.events import GeneratedOutput, RunGenerated, RunMessage, RunStarted
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.subjects import HEADER_MSG_ID, HEADER_RUN_ID, RunEventName, run_event_subject
+from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 from kiln_devstack.stack import Stack
 from PIL import Image
 
@@ -93,3 +96,23 @@ def publish(
 def media_log_lines(stack: Stack, name: str = "media") -> list[dict[str, Any]]:
     path = stack.logs_dir / f"{name}.log"
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+@contextmanager
+def media_replica(
+    stack: Stack, name: str, extra_env: dict[str, str] | None = None
+) -> Iterator[httpx.Client]:
+    """Another media-service process on the same storage root and the same NATS."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "kiln_media.app:create_app", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    env = {**stack.service_env(), "KILN_INSTANCE_ID": name, **(extra_env or {})}
+    process = ManagedProcess(name, argv, stack.logs_dir / f"{name}.log", env=env)
+    process.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(http_ok(f"{url}/readyz"), 60, f"{name} ready", process)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            yield client
+    finally:
+        process.stop()
