@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -12,14 +13,28 @@ from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.nats import connect, ensure_streams
+from kiln_storage.index import RunIndex
 from kiln_storage.local import RunStore
 
 from kiln_media.api import router
+from kiln_media.catalog import RunCatalog
 from kiln_media.comfy_source import ComfyViewSource
 from kiln_media.config import MediaSettings
 from kiln_media.messaging import JetStreamPublisher, build_consumer
 from kiln_media.service import MediaService
 from kiln_media.state import MediaState
+
+logger = logging.getLogger("kiln.media")
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run a periodic job forever; a failure is logged and the next round tries again."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            logger.exception("periodic job failed; retrying in %.0f s", seconds)
+        await anyio.sleep(seconds)
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:
@@ -30,6 +45,16 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = RunStore(settings.storage_root)
         storage_id = await anyio.to_thread.run_sync(store.ensure_storage_id)
+        index = RunIndex(store, settings.media_index_path)
+        catalog = RunCatalog(store, index, settings.instance_id)
+        report = await catalog.sync_index()
+        logger.info(
+            "listing index ready: %d runs, %d read, %d dropped in %.2f s",
+            report.scanned,
+            report.refreshed,
+            report.removed,
+            report.seconds,
+        )
         nc = await connect(settings.nats_url, f"media-service {settings.instance_id}")
         js = nc.jetstream()
         await ensure_streams(js, settings.nats_stream_replicas)
@@ -41,14 +66,27 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
                 JetStreamPublisher(js),
                 fetch_attempts=settings.media_fetch_attempts,
             )
-            app.state.media = MediaState(settings, service, storage_id, nc)
+            app.state.media = MediaState(settings, service, storage_id, nc, catalog)
             consumer = build_consumer(js, service, settings.media_consumer_concurrency)
             await consumer.start()
             try:
-                yield
+                async with anyio.create_task_group() as jobs:
+                    jobs.start_soon(_every, settings.media_index_sync_seconds, catalog.sync_index)
+                    if settings.retention_days is not None:
+                        days = settings.retention_days
+                        jobs.start_soon(
+                            _every,
+                            settings.retention_interval_seconds,
+                            lambda: catalog.apply_retention(days),
+                        )
+                    try:
+                        yield
+                    finally:
+                        jobs.cancel_scope.cancel()
             finally:
                 await consumer.stop()
                 await nc.drain()
+                index.close()
 
     app = FastAPI(title="kiln media-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)

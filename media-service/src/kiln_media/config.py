@@ -9,3 +9,11 @@ class MediaSettings(KilnSettings):
     media_fetch_attempts: int = Field(default=4, ge=1, le=20)
     media_fetch_timeout_seconds: float = Field(default=30, gt=0)
     media_consumer_concurrency: int = Field(default=8, ge=1, le=256)
+    # The listing index: a file of this replica's own (never on the shared root), or memory.
+    media_index_path: AbsolutePath | None = None
+    media_index_sync_seconds: float = Field(
+        default=5, gt=0, description="How often the index re-reads runs other replicas changed."
+    )
+    # KILN_RETENTION_DAYS: runs older than this are deleted by a periodic job; unset keeps all.
+    retention_days: int | None = Field(default=None, ge=1)
+    retention_interval_seconds: float = Field(default=3600, gt=0)

@@ -20,16 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from kiln_contracts.ids import parse_run_id
+from kiln_contracts.ids import is_run_id, parse_run_id
 from kiln_contracts.layout import (
     LOCK_FILE,
     METADATA_FILE,
+    RUNS_DIR,
     STORAGE_ID_FILE,
     entity_filename,
     parse_entity_filename,
     run_relpath,
 )
 from kiln_contracts.records import (
+    BlockInfo,
     Entity,
     RunHistoryEntry,
     RunRecord,
@@ -58,6 +60,13 @@ class RunExistsError(StorageError):
 class EntityNotFoundError(StorageError):
     def __init__(self, run_id: str, filename: str) -> None:
         super().__init__(f"run {run_id} has no file {filename}")
+        self.run_id = run_id
+        self.filename = filename
+
+
+AUDIT_DIR = "audit"
+DELETIONS_LOG = "deletions.jsonl"
+CHUNK_SIZE = 256 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -127,6 +136,13 @@ class RunStore:
         self.root = root
         self._thread_locks: dict[str, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
+        # Called with a run id after its record changed (or the run was deleted): the listing
+        # index keeps itself current this way.
+        self.listeners: list[Callable[[str], None]] = []
+
+    def _changed(self, run_id: str) -> None:
+        for listener in self.listeners:
+            listener(run_id)
 
     # -- the root --------------------------------------------------------------------------
     def ensure_storage_id(self) -> str:
@@ -162,8 +178,19 @@ class RunStore:
             raise RunNotFoundError(run_id)
         with self._thread_locks_guard:
             thread_lock = self._thread_locks.setdefault(run_id, threading.Lock())
-        with thread_lock, FileLock(run_dir / LOCK_FILE, timeout=30):
-            yield run_dir
+        with thread_lock:
+            try:
+                file_lock = FileLock(run_dir / LOCK_FILE, timeout=30)
+                file_lock.acquire()
+            except FileNotFoundError:
+                # The folder was deleted (renamed away) while we waited.
+                raise RunNotFoundError(run_id) from None
+            try:
+                if not (run_dir / METADATA_FILE).exists():
+                    raise RunNotFoundError(run_id)
+                yield run_dir
+            finally:
+                file_lock.release()
 
     # -- records ---------------------------------------------------------------------------
     def create_run(self, run_id: str, request: RunRequest) -> RunRecord:
@@ -210,6 +237,7 @@ class RunStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        self._changed(run_id)
         return record
 
     def read(self, run_id: str) -> RunRecord:
@@ -230,7 +258,8 @@ class RunStore:
                 return current
             updated = updated.model_copy(update={"updated_at": utc_now()})
             write_atomic(run_dir / METADATA_FILE, _dump(updated))
-            return updated
+        self._changed(run_id)
+        return updated
 
     # -- entities --------------------------------------------------------------------------
     def open_staging(self, run_id: str) -> StagingWriter:
@@ -263,14 +292,22 @@ class RunStore:
         mime: str,
         meta: dict[str, Any],
         change: Callable[[RunRecord, Entity], RunRecord] | None = None,
+        existing: Callable[[RunRecord], Entity | None] | None = None,
     ) -> Entity:
         """Give a staged file the run's next sequence number and list it in ``metadata.json``.
 
         Sequence allocation, rename and record update happen under one lock, so two writers
         (threads or processes) can never take the same number or lose each other's entity.
+        ``existing`` is asked under that lock whether the entity is stored already (say, by
+        another replica handling the same event): then nothing is written and that entity
+        is returned, so an entity is stored once however many writers race for it.
         """
         with self.locked(run_id) as run_dir:
             record = self.read(run_id)
+            if existing is not None:
+                found = existing(record)
+                if found is not None:
+                    return found
             seq = record.next_seq()
             filename = entity_filename(seq, entity_type, ext)
             target = run_dir / filename
@@ -293,16 +330,145 @@ class RunStore:
                 updated = change(updated, entity)
             updated = updated.model_copy(update={"updated_at": utc_now()})
             write_atomic(run_dir / METADATA_FILE, _dump(updated))
-            return entity
+        self._changed(run_id)
+        return entity
 
     def add_bytes(
-        self, run_id: str, data: bytes, entity_type: str, ext: str, mime: str, meta: dict[str, Any]
+        self,
+        run_id: str,
+        data: bytes,
+        entity_type: str,
+        ext: str,
+        mime: str,
+        meta: dict[str, Any],
+        existing: Callable[[RunRecord], Entity | None] | None = None,
     ) -> Entity:
         staged = self.stage_stream(run_id, iter([data]))
         try:
-            return self.commit_entity(run_id, staged, entity_type, ext, mime, meta)
+            return self.commit_entity(
+                run_id, staged, entity_type, ext, mime, meta, existing=existing
+            )
         finally:
             self.discard(staged)
+
+    def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity:
+        """Block an entity with a reason (never served, kept for research), or unblock it
+        with ``reason=None``. The change is recorded in the run's history."""
+        parse_entity_filename(filename)
+        found: list[Entity] = []
+
+        def change(record: RunRecord) -> RunRecord | None:
+            entity = record.entity(filename)
+            if entity is None:
+                raise EntityNotFoundError(run_id, filename)
+            if (entity.blocked is None) == (reason is None) and (
+                entity.blocked is None or entity.blocked.reason == reason
+            ):
+                found.append(entity)
+                return None  # already so: nothing to write
+            now = utc_now()
+            blocked = BlockInfo(reason=reason, at=now) if reason is not None else None
+            updated = entity.model_copy(update={"blocked": blocked})
+            found.append(updated)
+            entities = [updated if e.filename == filename else e for e in record.entities]
+            detail: dict[str, Any] = {"filename": filename}
+            if reason is not None:
+                detail["reason"] = reason
+            entry = RunHistoryEntry(
+                at=now,
+                event="blocked" if reason is not None else "unblocked",
+                status=record.status,
+                detail=detail,
+            )
+            return record.model_copy(
+                update={"entities": entities, "events": [*record.events, entry]}
+            )
+
+        self.update(run_id, change)
+        return found[-1]
+
+    # -- reading (export-service reads runs through these) ----------------------------------
+    def iter_run_ids(self) -> Iterator[str]:
+        """Every run on the root, newest day first (folder names only: nothing is parsed)."""
+        runs = self.root / RUNS_DIR
+        if not runs.is_dir():
+            return
+        for day in sorted((d.name for d in os.scandir(runs) if d.is_dir()), reverse=True):
+            if day.startswith("."):
+                continue
+            names = sorted(
+                (e.name for e in os.scandir(runs / day) if is_run_id(e.name)), reverse=True
+            )
+            yield from names
+
+    def metadata_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / METADATA_FILE
+
+    def iter_entity(self, run_id: str, filename: str) -> Iterator[bytes]:
+        """An entity's bytes in chunks (never whole in memory)."""
+        path, _ = self.entity_path(run_id, filename)
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                yield chunk
+
+    # -- deletion ----------------------------------------------------------------------------
+    def delete_run(self, run_id: str, reason: str, actor: str, detail: dict[str, Any]) -> bool:
+        """Delete a run's folder and append the deletion to the audit log.
+
+        The folder is first renamed out of the layout under the run's lock, so readers see the
+        whole run or no run; then the audit line is written; then the bytes are removed. False
+        when there was no such run (another replica deleted it first): nothing is logged then.
+        """
+        try:
+            with self.locked(run_id) as run_dir:
+                record = self.read(run_id)
+                graveyard = run_dir.parent / f".deleted.{run_id}.{uuid.uuid4().hex[:8]}"
+                os.rename(run_dir, graveyard)
+                _fsync_dir(run_dir.parent)
+        except RunNotFoundError:
+            return False
+        self.append_audit(
+            {
+                "at": utc_now().isoformat(),
+                "action": "delete_run",
+                "run_id": run_id,
+                "reason": reason,
+                "actor": actor,
+                "device_id": record.request.device_id,
+                "session_id": record.request.session_id,
+                "created_at": record.created_at.isoformat(),
+                "files": [e.filename for e in record.entities],
+                **detail,
+            }
+        )
+        self._changed(run_id)
+        shutil.rmtree(graveyard)
+        return True
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.root / AUDIT_DIR / DELETIONS_LOG
+
+    def append_audit(self, entry: dict[str, Any]) -> None:
+        """Append one JSON line to the append-only audit log (O_APPEND, fsynced, one write
+        under a file lock, so lines from two replicas never interleave)."""
+        path = self.audit_log_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode() + b"\n"
+        with FileLock(path.parent / LOCK_FILE, timeout=30):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.audit_log_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
 
     def entity_path(self, run_id: str, filename: str) -> tuple[Path, Entity]:
         """The path of a listed entity. Only names listed in ``metadata.json`` are served, and
