@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
+from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
 from kiln_contracts.api import ServiceInfo
 from kiln_contracts.layout import STORAGE_ID_FILE
@@ -47,6 +48,7 @@ def create_app(settings: ExportSettings | None = None) -> FastAPI:
     app = FastAPI(title="kiln export-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     install_request_context(app)
+    install_metrics(app, "export-service")
 
     async def readiness() -> dict[str, str]:
         # media-service writes the id; until it has, this root is not (yet) the shared one.

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
+from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
 from kiln_storage.index import RunIndex
 from kiln_storage.local import RunStore
@@ -91,6 +92,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     app = FastAPI(title="kiln media-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     install_request_context(app)
+    install_metrics(app, "media-service")
 
     async def readiness() -> dict[str, str]:
         state: MediaState = app.state.media

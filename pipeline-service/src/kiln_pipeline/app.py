@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
+from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
 
 from kiln_pipeline.api import router
@@ -65,6 +66,7 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
     app = FastAPI(title="kiln pipeline-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     install_request_context(app)
+    install_metrics(app, "pipeline-service")
 
     async def readiness() -> dict[str, str]:
         state: PipelineState = app.state.pipeline
