@@ -191,3 +191,17 @@ class ExportFailed(ExportMessage):
     event_name: ClassVar[str] = "failed"
 
     error: ExportError
+
+
+class ExportErrorCode(StrEnum):
+    """Error codes of the export API and of failed exports (beside kiln_contracts.errors)."""
+
+    INVALID_EXPORT_ID = "invalid_export_id"
+    EXPORT_NOT_FOUND = "export_not_found"
+    EXPORT_NOT_READY = "export_not_ready"
+    EXPORT_EXPIRED = "export_expired"
+    TOO_MANY_RUNS = "too_many_runs"
+    TARGET_UNAVAILABLE = "target_unavailable"
+    INTEGRITY_FAILED = "integrity_failed"
+    RECORD_UNREADABLE = "record_unreadable"
+    EXPORT_FAILED = "export_failed"

@@ -7,6 +7,7 @@ while they stream; a mismatch stops the export with an error naming the run and 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ class IntegrityError(Exception):
         super().__init__(f"run {run_id}, file {filename}: {reason}")
         self.run_id = run_id
         self.filename = filename
+
+
+class BuildStoppedError(Exception):
+    """The service is shutting down; the job goes back to the queue for another process."""
 
 
 class CountingSink:
@@ -90,15 +95,22 @@ class BuildResult:
 ProgressCallback = Callable[[int], None]  # runs done so far
 
 
-def _file_chunks(path: Path, throttle: Throttle) -> Iterator[bytes]:
+def _file_chunks(path: Path, throttle: Throttle, stop: threading.Event | None) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_SIZE):
+            if stop is not None and stop.is_set():
+                raise BuildStoppedError(str(path))
             throttle.take(len(chunk))
             yield chunk
 
 
 def _add_entity(
-    bag: BagWriter, root: Path, run: RunContent, entity: Entity, throttle: Throttle
+    bag: BagWriter,
+    root: Path,
+    run: RunContent,
+    entity: Entity,
+    throttle: Throttle,
+    stop: threading.Event | None,
 ) -> None:
     source = run.source(root, entity)
     try:
@@ -106,7 +118,7 @@ def _add_entity(
             f"{run.relpath}/{entity.filename}",
             entity.size,
             entity.created_at,
-            _file_chunks(source, throttle),
+            _file_chunks(source, throttle, stop),
             expected_sha256=entity.sha256,
         )
     except FileNotFoundError:
@@ -136,6 +148,7 @@ def build_export(
     on_run_done: ProgressCallback | None = None,
     bytes_per_second: int | None = None,
     now: datetime | None = None,
+    stop: threading.Event | None = None,
 ) -> BuildResult:
     started = now or utc_now()
     throttle = Throttle(bytes_per_second)
@@ -161,7 +174,7 @@ def build_export(
             [run.metadata_bytes],
         )
         for entity in run.files:
-            _add_entity(bag, root, run, entity, throttle)
+            _add_entity(bag, root, run, entity, throttle, stop)
         blocked_files += [f"data/{run.relpath}/{e.filename}" for e in run.blocked_left_out]
         index.add(index_row(run))
         crate.add_run(run, metadata_sha256)

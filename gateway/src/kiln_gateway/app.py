@@ -17,6 +17,7 @@ from kiln_gateway.auth import resolve_researcher_token
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.errors import GatewayError
+from kiln_gateway.exports_api import router as exports_router
 from kiln_gateway.runs import RunCreator
 from kiln_gateway.state import GatewayState
 from kiln_gateway.upstream import Upstream
@@ -70,4 +71,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_health_routes(app, readiness)
     app.include_router(router)
+    app.include_router(exports_router)
     return app
