@@ -18,6 +18,8 @@ $(TOOLS_DIR)/bin/uv:
 .PHONY: install
 install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS_DIR)/bin/uv) ## Install uv (if missing) and every dependency, from the lock file
 	$(UV) sync --frozen --all-packages
+	@# The export tests check archives with `unzip -t`, as researchers' tools will.
+	@command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq unzip >/dev/null; } || echo "warning: unzip missing (apt-get install unzip)"
 
 .PHONY: dev
 dev: install ## Start the whole system in the foreground (gateway on :$${KILN_GATEWAY_PORT:-8080})

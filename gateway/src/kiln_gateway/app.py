@@ -19,6 +19,7 @@ from kiln_gateway.auth import resolve_cookie_secret, resolve_researcher_token
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.errors import GatewayError
+from kiln_gateway.exports_api import router as exports_router
 from kiln_gateway.idempotency import IdempotencyStore
 from kiln_gateway.identity import DEVICE_COOKIE, DeviceCookies
 from kiln_gateway.limits import BodySizeLimit, DeviceRateLimiter, QueueDepthGuard
@@ -114,6 +115,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_health_routes(app, readiness)
     app.include_router(router)
+    app.include_router(exports_router)
     return app
 
 

@@ -58,6 +58,11 @@ class Stack:
         return self.var_dir / "storage"
 
     @property
+    def export_root(self) -> Path:
+        # export-service's own volume: it only reads the storage root.
+        return self.var_dir / "exports"
+
+    @property
     def logs_dir(self) -> Path:
         return self.var_dir / "logs"
 
@@ -115,6 +120,7 @@ class Stack:
         return {
             "KILN_NATS_URL": self.urls["nats"],
             "KILN_STORAGE_ROOT": str(self.storage_root),
+            "KILN_EXPORT_ROOT": str(self.export_root),
             "KILN_COMFYUI_URLS": ",".join(self.comfyui_urls),
             "KILN_MEDIA_URL": self.urls["media"],
             "KILN_PIPELINE_URL": self.urls["pipeline"],
