@@ -35,6 +35,10 @@ lint: install ## ruff and strict mypy
 test: lint ## Install, lint, and run every test tier (unit, integration, containers)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: install ## The chaos suite at full size: 200 concurrent runs per scenario, figures printed
+	KILN_CHAOS_RUNS=200 $(UV) run --frozen pytest tests/chaos -s -q $(PYTEST_ARGS)
+
 .PHONY: unit
 unit: install ## Unit tests only
 	$(UV) run --frozen pytest -m "not integration and not containers" $(PYTEST_ARGS)
