@@ -16,6 +16,7 @@ import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
 from kiln_polling import eventually, wait_final
+from kiln_simfaults import heal, set_faults, submissions, wait_running
 
 pytestmark = pytest.mark.integration
 
@@ -79,23 +80,7 @@ def gw(fault_stack: Stack) -> Iterator[httpx.Client]:
 def sim(fault_stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fault_stack.urls["comfyui-sim"], timeout=10) as client:
         yield client
-        # Each test starts from a healthy simulator.
-        client.post(
-            "/sim/faults",
-            json={
-                "history_delay_seconds": None,
-                "suppress_websocket_messages": None,
-                "node_error": None,
-                "node_delay_seconds": None,
-                "reject_prompts_with_status": None,
-            },
-        ).raise_for_status()
-        eventually(lambda: not client.get("/sim/state").json()["unavailable"], 10, "sim up")
-
-
-def _faults(sim: httpx.Client, **faults: Any) -> None:
-    response = sim.post("/sim/faults", json=faults)
-    assert response.status_code == 200, response.text
+        heal(client)  # each test starts from a healthy simulator
 
 
 def _start(gw: httpx.Client, workflow: str = "noise", **params: Any) -> str:
@@ -110,60 +95,52 @@ def _start(gw: httpx.Client, workflow: str = "noise", **params: Any) -> str:
     return run_id
 
 
-def _submissions(sim: httpx.Client, run_id: str) -> list[dict[str, Any]]:
-    return [p for p in sim.get("/sim/prompts").json() if p["prompt_id"] == run_id]
-
-
-def _wait_running(sim: httpx.Client, run_id: str) -> None:
-    eventually(lambda: sim.get("/sim/state").json()["running"] == run_id, 15, "run on the sim")
-
-
 def test_a_silent_websocket_still_completes_through_history(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    _faults(sim, suppress_websocket_messages=True)
+    set_faults(sim, suppress_websocket_messages=True)
     run_id = _start(gw)
     record = wait_final(gw, run_id)
     assert record["status"] == "completed", record["error"]
-    assert len(_submissions(sim, run_id)) == 1
+    assert len(submissions(sim, run_id)) == 1
 
 
 def test_a_dropped_websocket_mid_run_still_completes(gw: httpx.Client, sim: httpx.Client) -> None:
-    _faults(sim, node_delay_seconds=0.7)
+    set_faults(sim, node_delay_seconds=0.7)
     run_id = _start(gw)
-    _wait_running(sim, run_id)
+    wait_running(sim, run_id)
     dropped = sim.post("/sim/faults", json={"drop_websockets": True}).json()
     assert dropped["closed_websockets"] >= 1
     record = wait_final(gw, run_id)
     assert record["status"] == "completed", record["error"]
-    assert len(_submissions(sim, run_id)) == 1
+    assert len(submissions(sim, run_id)) == 1
 
 
 def test_history_written_late_completes_without_a_second_submission(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
     # Longer than the poll interval, shorter than the lost grace period.
-    _faults(sim, history_delay_seconds=2.0)
+    set_faults(sim, history_delay_seconds=2.0)
     run_id = _start(gw)
     record = wait_final(gw, run_id)
     assert record["status"] == "completed", record["error"]
-    assert len(_submissions(sim, run_id)) == 1
+    assert len(submissions(sim, run_id)) == 1
 
 
 def test_history_late_and_websocket_silent_completes_without_a_second_submission(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    _faults(sim, history_delay_seconds=1.5, suppress_websocket_messages=True)
+    set_faults(sim, history_delay_seconds=1.5, suppress_websocket_messages=True)
     run_id = _start(gw)
     record = wait_final(gw, run_id)
     assert record["status"] == "completed", record["error"]
-    assert len(_submissions(sim, run_id)) == 1
+    assert len(submissions(sim, run_id)) == 1
 
 
 def test_a_run_past_its_deadline_times_out_and_is_interrupted(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    _faults(sim, node_delay_seconds=2.0)  # three nodes: ~6 s, the deadline is 2 s
+    set_faults(sim, node_delay_seconds=2.0)  # three nodes: ~6 s, the deadline is 2 s
     run_id = _start(gw, "test_short_deadline")
     record = wait_final(gw, run_id, timeout=20)
     assert record["status"] == "failed"
@@ -180,9 +157,9 @@ def test_a_run_past_its_deadline_times_out_and_is_interrupted(
 def test_a_queued_run_past_its_deadline_is_removed_from_the_queue(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    _faults(sim, node_delay_seconds=1.5)  # the first run holds the simulator ~4.5 s
+    set_faults(sim, node_delay_seconds=1.5)  # the first run holds the simulator ~4.5 s
     first = _start(gw)
-    _wait_running(sim, first)
+    wait_running(sim, first)
     late = _start(gw, "test_short_deadline")
     eventually(lambda: late in sim.get("/sim/state").json()["pending"], 10, "queued on the sim")
     record = wait_final(gw, late, timeout=20)
@@ -197,13 +174,13 @@ def test_a_queued_run_past_its_deadline_is_removed_from_the_queue(
 def test_a_restart_that_loses_the_prompt_resubmits_it_once_under_the_same_id(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    _faults(sim, node_delay_seconds=0.7)
+    set_faults(sim, node_delay_seconds=0.7)
     run_id = _start(gw)
-    _wait_running(sim, run_id)
+    wait_running(sim, run_id)
     assert sim.post("/sim/restart", json={"downtime_seconds": 1.0}).status_code == 200
     record = wait_final(gw, run_id, timeout=40)
     assert record["status"] == "completed", record["error"]
-    accepted = [p for p in _submissions(sim, run_id) if p["accepted"]]
+    accepted = [p for p in submissions(sim, run_id) if p["accepted"]]
     assert len(accepted) == 2
     # Stored once, from the second submission.
     assert len([e for e in record["entities"] if e["type"] == "output_image"]) == 1
@@ -212,33 +189,33 @@ def test_a_restart_that_loses_the_prompt_resubmits_it_once_under_the_same_id(
 def test_a_restart_without_downtime_is_recognised_after_the_grace_period(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    _faults(sim, node_delay_seconds=0.7, suppress_websocket_messages=True)
+    set_faults(sim, node_delay_seconds=0.7, suppress_websocket_messages=True)
     run_id = _start(gw)
-    _wait_running(sim, run_id)
+    wait_running(sim, run_id)
     assert sim.post("/sim/restart", json={"downtime_seconds": 0}).status_code == 200
     record = wait_final(gw, run_id, timeout=40)
     assert record["status"] == "completed", record["error"]
-    assert len([p for p in _submissions(sim, run_id) if p["accepted"]]) == 2
+    assert len([p for p in submissions(sim, run_id) if p["accepted"]]) == 2
 
 
 def test_a_prompt_lost_twice_fails_as_backend_lost(gw: httpx.Client, sim: httpx.Client) -> None:
-    _faults(sim, node_delay_seconds=1.0)
+    set_faults(sim, node_delay_seconds=1.0)
     run_id = _start(gw)
-    _wait_running(sim, run_id)
+    wait_running(sim, run_id)
     sim.post("/sim/restart", json={"downtime_seconds": 0.5}).raise_for_status()
-    eventually(lambda: len(_submissions(sim, run_id)) == 2, 20, "the second submission")
-    _wait_running(sim, run_id)
+    eventually(lambda: len(submissions(sim, run_id)) == 2, 20, "the second submission")
+    wait_running(sim, run_id)
     sim.post("/sim/restart", json={"downtime_seconds": 0.5}).raise_for_status()
     record = wait_final(gw, run_id, timeout=40)
     assert record["status"] == "failed"
     assert record["error"]["code"] == "backend_lost"
-    assert len(_submissions(sim, run_id)) == 2
+    assert len(submissions(sim, run_id)) == 2
 
 
 def test_a_node_failing_at_run_time_fails_the_run_with_node_type_and_message(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    _faults(
+    set_faults(
         sim,
         node_error={
             "class_type": "ImageAddNoise",

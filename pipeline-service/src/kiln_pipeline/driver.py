@@ -342,14 +342,15 @@ class RunDriver:
         elif kind != "progress":
             return
         now = time.monotonic()
-        if now - progress.last_sent < PROGRESS_MIN_INTERVAL_SECONDS:
-            return
+        current = str(node) if node is not None else progress.current
+        if current is None or now - progress.last_sent < PROGRESS_MIN_INTERVAL_SECONDS:
+            return  # nothing running yet (cached nodes only), or too soon
         progress.last_sent = now
         is_progress = kind == "progress"
         await self.sink.progress(
             RunProgress(
                 run_id=run_id,
-                node=str(node) if node is not None else progress.current,
+                node=current,
                 value=float(data.get("value", 0)) if is_progress else 0.0,
                 max=float(data.get("max", 1) or 1) if is_progress else 1.0,
                 share=progress.share(),
