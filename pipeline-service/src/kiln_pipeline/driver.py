@@ -71,6 +71,9 @@ class ActiveRun:
 
     run_id: str
     deadline_seconds: float = 0.0
+    # Whether a backend may already know the prompt (a redelivery, or a submission that
+    # failed halfway): then it is looked up before submitting, never submitted twice.
+    maybe_known: bool = True
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     messages: asyncio.Queue[Message] | None = None
 
@@ -128,10 +131,12 @@ class RunDriver:
             RunFailed(run_id=run_id, stage=stage, code=code, message=message, details=details)
         )
 
-    async def drive(self, request: RunRequested) -> None:
+    async def drive(self, request: RunRequested, redelivered: bool = True) -> None:
+        """Drive one requested run to its end. ``redelivered=False`` promises this is the
+        request's first delivery, so no backend can know its prompt yet."""
         run_id = request.run_id
         # Registered before the ledger is asked, so a cancel is either in the ledger or heard.
-        run = self.active.setdefault(run_id, ActiveRun(run_id))
+        run = self.active.setdefault(run_id, ActiveRun(run_id, maybe_known=redelivered))
         try:
             await self._drive(request, run)
         finally:
@@ -223,8 +228,11 @@ class RunDriver:
             # A redelivered request may find its prompt already known to the backend: follow
             # it rather than submitting a second time.
             try:
-                queued = run_id in await backend.client.queued_prompt_ids()
-                entry = None if queued else await backend.client.history(run_id)
+                queued, entry = False, None
+                if run.maybe_known:
+                    queued = run_id in await backend.client.queued_prompt_ids()
+                    entry = None if queued else await backend.client.history(run_id)
+                run.maybe_known = True
                 if run.cancel_requested.is_set():
                     await self._cancel_on(backend, run_id)
                     return Verdict.DONE
@@ -301,10 +309,15 @@ class RunDriver:
             interval = min(interval * 2, self.poll.max_seconds)
             next_check = time.monotonic() + interval
             try:
-                # Queue before history: a prompt finishing between the two calls is then seen
-                # in history, never in neither.
-                queued = run_id in await backend.client.queued_prompt_ids()
-                entry = None if queued else await backend.client.history(run_id)
+                if finished_seen:
+                    # ComfyUI writes history before it says node:null; the queue can wait.
+                    entry = await backend.client.history(run_id)
+                    queued = False
+                else:
+                    # Queue before history: a prompt finishing between the two calls is then
+                    # seen in history, never in neither.
+                    queued = run_id in await backend.client.queued_prompt_ids()
+                    entry = None if queued else await backend.client.history(run_id)
             except BackendUnavailableError as exc:
                 await self.pool.mark_unhealthy(backend, str(exc))
                 unreachable_since = unreachable_since or time.monotonic()

@@ -102,7 +102,10 @@ def build_consumer(
     js: JetStreamContext, driver: RunDriver, sink: NatsRunEventSink, concurrency: int
 ) -> DurableConsumer:
     async def handle(message: Msg) -> None:
-        await driver.drive(RunRequested.model_validate_json(message.data))
+        await driver.drive(
+            RunRequested.model_validate_json(message.data),
+            redelivered=message.metadata.num_delivered > 1,
+        )
 
     async def give_up(message: Msg, exc: BaseException) -> None:
         request = RunRequested.model_validate_json(message.data)
