@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import uuid_utils
 from kiln_contracts.ids import run_created_at
 from kiln_contracts.records import RunRecord, RunRequest, RunStatus
 from kiln_storage.index import (
@@ -18,13 +18,8 @@ from kiln_storage.local import RunStore
 
 
 def run_id_at(instant: datetime) -> str:
-    """A valid UUIDv7 for a given instant (what the gateway would have minted then)."""
-    millis = int(instant.timestamp() * 1000)
-    rand = uuid.uuid4().int & ((1 << 80) - 1)
-    value = (millis << 80) | rand
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    """The id the gateway would have minted at ``instant``."""
+    return str(uuid_utils.uuid7(nanoseconds=int(instant.timestamp() * 1000) * 1_000_000))
 
 
 def make_runs(store: RunStore, count: int, start: datetime) -> list[str]:
