@@ -94,7 +94,7 @@ def run_id_bound(instant: datetime) -> str:
     return f"{hex_ms[:8]}-{hex_ms[8:]}-7000-8000-000000000000"
 
 
-def _stamp(stat: os.stat_result) -> str:
+def stamp(stat: os.stat_result) -> str:
     # metadata.json is only ever replaced by rename: a new inode means a new record.
     return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
@@ -138,7 +138,7 @@ class RunIndex:
                 str(request["workflow"]),
                 request.get("device_id"),
                 request.get("session_id"),
-                _stamp(stat),
+                stamp(stat),
             )
         except FileNotFoundError:
             return None
@@ -175,7 +175,7 @@ class RunIndex:
                     stat = os.stat(os.path.join(entry.path, METADATA_FILE))
                 except FileNotFoundError:
                     continue
-                yield entry.name, _stamp(stat)
+                yield entry.name, stamp(stat)
 
     def sync(self) -> SyncReport:
         """Bring the index in line with the folders: re-read records whose file changed (by
@@ -208,6 +208,12 @@ class RunIndex:
     # -- asking it ---------------------------------------------------------------------------
     def query(self, where: RunFilter, limit: int, after: str | None = None) -> list[str]:
         """Run ids matching ``where``, newest first, strictly older than ``after``."""
+        return [run_id for run_id, _ in self.query_stamped(where, limit, after)]
+
+    def query_stamped(
+        self, where: RunFilter, limit: int, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Like ``query``, with the stamp of the ``metadata.json`` each row was read from."""
         clauses: list[str] = []
         args: list[object] = []
         for column in ("status", "workflow", "device_id", "session_id"):
@@ -224,13 +230,13 @@ class RunIndex:
         if after is not None:
             clauses.append("run_id < ?")
             args.append(after)
-        sql = "SELECT run_id FROM runs"
+        sql = "SELECT run_id, stamp FROM runs"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY run_id DESC LIMIT ?"
         args.append(limit)
         with self._lock:
-            return [row[0] for row in self._db.execute(sql, args).fetchall()]
+            return [(row[0], row[1]) for row in self._db.execute(sql, args).fetchall()]
 
     def run_ids_before(self, instant: datetime) -> list[str]:
         """Every indexed run created before ``instant`` (for retention)."""

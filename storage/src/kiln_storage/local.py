@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from kiln_contracts.ids import is_run_id, parse_run_id
+from kiln_contracts.ids import is_run_id, parse_run_id, run_date
 from kiln_contracts.layout import (
     LOCK_FILE,
     METADATA_FILE,
@@ -400,6 +400,17 @@ class RunStore:
                 (e.name for e in os.scandir(runs / day) if is_run_id(e.name)), reverse=True
             )
             yield from names
+
+    def read_raw(self, run_id: str) -> tuple[bytes, os.stat_result]:
+        """``metadata.json`` as stored, with the stat of the very file read (for freshness
+        checks: the file is only ever replaced, so its inode names its version)."""
+        # A plain string path: listing reads many records, and pathlib costs more than the read.
+        path = f"{self.root}/{RUNS_DIR}/{run_date(run_id).isoformat()}/{run_id}/{METADATA_FILE}"
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(), os.fstat(handle.fileno())
+        except FileNotFoundError:
+            raise RunNotFoundError(run_id) from None
 
     def metadata_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / METADATA_FILE
