@@ -103,3 +103,17 @@ def test_the_index_follows_writes_and_deletions_and_rebuilds(store: RunStore) ->
 def test_foreign_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(InvalidCursorError):
         decode_cursor(cursor)
+
+
+def test_a_recent_sync_reads_only_recent_day_folders(store: RunStore) -> None:
+    old = make_runs(store, 2, datetime.now(UTC) - timedelta(days=10))
+    new = make_runs(store, 2, datetime.now(UTC) - timedelta(minutes=5))
+    index = RunIndex(store)
+    assert index.sync(recent_days=2).scanned == 2
+    assert set(index.query(RunFilter(), 50)) == set(new)
+    other = RunStore(store.root)
+    other.delete_run(new[0], "test", "tester", {})
+    other.delete_run(old[0], "test", "tester", {})
+    assert index.sync(recent_days=2).removed == 1  # the old run's row is left to a full sync
+    assert index.sync().scanned == 2
+    assert set(index.query(RunFilter(), 50)) == {old[1], new[1]}

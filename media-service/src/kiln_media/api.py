@@ -152,7 +152,14 @@ def _serve(request: Request, run_id: str, path: Path, entity: Entity) -> Respons
                 f"{byte_range!r} is outside {entity.filename} ({entity.size} bytes)"[:300],
                 {"Content-Range": f"bytes */{entity.size}"},
             )
-    return FileResponse(path, media_type=entity.mime, headers=headers)
+    return LargeChunkFileResponse(path, media_type=entity.mime, headers=headers)
+
+
+class LargeChunkFileResponse(FileResponse):
+    """Reads in 1 MiB chunks (Starlette's default is 64 KiB): each chunk is a hop to a worker
+    thread, and media files are large. Servers with ``pathsend`` skip this path entirely."""
+
+    chunk_size = 1024 * 1024
 
 
 @router.api_route("/runs/{run_id}/files/{filename}", methods=["GET", "HEAD"], response_model=None)

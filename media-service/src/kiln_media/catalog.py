@@ -89,8 +89,8 @@ class RunCatalog:
     async def list_runs(self, where: RunFilter, limit: int, cursor: str | None) -> bytes:
         return await anyio.to_thread.run_sync(self._page, where, limit, cursor)
 
-    async def sync_index(self) -> SyncReport:
-        return await anyio.to_thread.run_sync(self.index.sync)
+    async def sync_index(self, recent_days: int | None = None) -> SyncReport:
+        return await anyio.to_thread.run_sync(self.index.sync, recent_days)
 
     # -- serving -----------------------------------------------------------------------------
     def _media(self, kind: str, run_id: str, index: int | None) -> tuple[Path, Entity]:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiln_contracts.ids import InvalidRunIdError, is_run_id, parse_run_id
@@ -161,12 +161,14 @@ class RunIndex:
             else:
                 self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", row)
 
-    def _scan(self) -> Iterator[tuple[str, str]]:
+    def _scan(self, first_day: str | None) -> Iterator[tuple[str, str]]:
         runs = self.store.root / RUNS_DIR
         if not runs.is_dir():
             return
         for day in os.scandir(runs):
             if not day.is_dir() or day.name.startswith("."):
+                continue
+            if first_day is not None and day.name < first_day:
                 continue
             for entry in os.scandir(day.path):
                 if not is_run_id(entry.name):
@@ -177,17 +179,29 @@ class RunIndex:
                     continue
                 yield entry.name, stamp(stat)
 
-    def sync(self) -> SyncReport:
+    def sync(self, recent_days: int | None = None) -> SyncReport:
         """Bring the index in line with the folders: re-read records whose file changed (by
-        inode and mtime, so only changed runs are parsed), drop rows of deleted runs."""
+        inode and mtime, so only changed runs are parsed), drop rows of deleted runs.
+
+        ``recent_days`` limits the scan to the day folders of the last days (where nearly all
+        changes happen: a run is written while it runs); None scans the whole root.
+        """
         started = time.perf_counter()
+        first_day: str | None = None
+        lower = "0"
+        if recent_days is not None:
+            since = datetime.now(UTC) - timedelta(days=recent_days)
+            first_day = since.date().isoformat()
+            lower = run_id_bound(datetime.fromisoformat(first_day).replace(tzinfo=UTC))
         with self._lock:
-            known = dict(self._db.execute("SELECT run_id, stamp FROM runs").fetchall())
+            known = dict(
+                self._db.execute("SELECT run_id, stamp FROM runs WHERE run_id >= ?", (lower,))
+            )
         seen: set[str] = set()
         changed: list[tuple[str, ...]] = []
-        for run_id, stamp in self._scan():
+        for run_id, current in self._scan(first_day):
             seen.add(run_id)
-            if known.get(run_id) != stamp:
+            if known.get(run_id) != current:
                 row = self._row_from_file(run_id)
                 if row is not None:
                     changed.append(row)
