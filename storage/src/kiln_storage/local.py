@@ -371,14 +371,17 @@ class RunStore:
             return []
         return [json.loads(line) for line in lines if line.strip()]
 
-    def entity_path(self, run_id: str, filename: str) -> tuple[Path, Entity]:
-        """The path of a listed entity. Only names listed in ``metadata.json`` are served, and
-        names are validated before they touch the filesystem."""
+    def entity(self, run_id: str, filename: str) -> Entity:
+        """A listed entity. Names are validated before anything touches the filesystem."""
         parse_entity_filename(filename)
-        record = self.read(run_id)
-        entity = record.entity(filename)
+        entity = self.read(run_id).entity(filename)
         if entity is None:
             raise EntityNotFoundError(run_id, filename)
+        return entity
+
+    def entity_path(self, run_id: str, filename: str) -> tuple[Path, Entity]:
+        """The path of a listed entity: only names listed in ``metadata.json`` are served."""
+        entity = self.entity(run_id, filename)
         path = self.run_dir(run_id) / entity.filename
         if not path.is_file():
             raise StorageError(f"{filename} is listed for run {run_id} but missing on disk")
