@@ -11,6 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunRequest
+from kiln_storage.base import RunStorage
 from kiln_storage.local import RunStore
 from kiln_storage.s3 import S3RunStore
 from kiln_storage.weed import WeedMini
@@ -41,9 +42,7 @@ def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedMini]:
 
 
 @pytest.fixture(params=["local", "s3"])
-def any_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[], RunStore | S3RunStore]]:
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], RunStorage]]:
     """A factory of stores on one root: a local directory, or a fresh prefix on S3. Each call
     gives an independent store object, as another replica would have."""
     if request.param == "local":

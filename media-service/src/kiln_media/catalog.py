@@ -21,7 +21,6 @@ from kiln_storage.index import (
     SyncReport,
     decode_cursor,
     encode_cursor,
-    stamp,
 )
 from kiln_storage.local import EntityNotFoundError, RunNotFoundError, RunStore
 
@@ -71,11 +70,11 @@ class RunCatalog:
         items: list[bytes] = []
         for run_id, indexed in page:
             try:
-                raw, stat = self.store.read_raw(run_id)
+                raw, version = self.store.read_raw(run_id)
             except RunNotFoundError:
                 self.index.refresh(run_id)  # deleted by another replica since the last sync
                 continue
-            if stamp(stat) != indexed:
+            if version != indexed:
                 self.index.refresh(run_id)  # changed by another replica since the last sync
                 if not _matches(RunRecord.model_validate_json(raw), where):
                     continue

@@ -7,10 +7,11 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kiln_contracts.layout import entity_filename
 from kiln_contracts.records import (
@@ -180,3 +181,51 @@ def deletion_entry(
         "files": [e.filename for e in record.entities],
         **detail,
     }
+
+
+class RunStorage(Protocol):
+    """What a storage root offers, on a local volume (``local.RunStore``) or on S3
+    (``s3.S3RunStore``). Readers (export-service) need only the reading half."""
+
+    listeners: list[Callable[[str], None]]
+
+    # reading
+    def ensure_storage_id(self) -> str: ...
+    def read(self, run_id: str) -> RunRecord: ...
+    def read_raw(self, run_id: str) -> tuple[bytes, str]: ...
+    def scan_versions(self, first_day: str | None = None) -> Iterator[tuple[str, str]]: ...
+    def iter_run_ids(self) -> Iterator[str]: ...
+    def entity(self, run_id: str, filename: str) -> Entity: ...
+    def iter_entity(self, run_id: str, filename: str) -> Iterator[bytes]: ...
+    def read_audit(self) -> list[dict[str, Any]]: ...
+
+    # writing (media-service only)
+    def create_run(self, run_id: str, request: RunRequest) -> RunRecord: ...
+    def update(self, run_id: str, change: Callable[[RunRecord], RunRecord | None]) -> RunRecord: ...
+    def open_staging(self, run_id: str) -> StagingWriter: ...
+    def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile: ...
+    def discard(self, staged: StagedFile) -> None: ...
+    def commit_entity(
+        self,
+        run_id: str,
+        staged: StagedFile,
+        entity_type: str,
+        ext: str,
+        mime: str,
+        meta: dict[str, Any],
+        change: Callable[[RunRecord, Entity], RunRecord] | None = None,
+        existing: Callable[[RunRecord], Entity | None] | None = None,
+    ) -> Entity: ...
+    def add_bytes(
+        self,
+        run_id: str,
+        data: bytes,
+        entity_type: str,
+        ext: str,
+        mime: str,
+        meta: dict[str, Any],
+        existing: Callable[[RunRecord], Entity | None] | None = None,
+    ) -> Entity: ...
+    def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity: ...
+    def delete_run(self, run_id: str, reason: str, actor: str, detail: dict[str, Any]) -> bool: ...
+    def append_audit(self, entry: dict[str, Any]) -> None: ...

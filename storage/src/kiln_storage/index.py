@@ -12,19 +12,16 @@ import base64
 import binascii
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kiln_contracts.ids import InvalidRunIdError, is_run_id, parse_run_id
-from kiln_contracts.layout import METADATA_FILE, RUNS_DIR
+from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 
-from kiln_storage.local import RunStore
+from kiln_storage.base import RunNotFoundError, RunStorage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -94,15 +91,10 @@ def run_id_bound(instant: datetime) -> str:
     return f"{hex_ms[:8]}-{hex_ms[8:]}-7000-8000-000000000000"
 
 
-def stamp(stat: os.stat_result) -> str:
-    # metadata.json is only ever replaced by rename: a new inode means a new record.
-    return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
-
-
 class RunIndex:
     """SQLite (a file under a service's own var dir, or memory), safe across threads."""
 
-    def __init__(self, store: RunStore, path: Path | None = None) -> None:
+    def __init__(self, store: RunStorage, path: Path | None = None) -> None:
         self.store = store
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,10 +119,9 @@ class RunIndex:
 
     # -- keeping it true to the folders -----------------------------------------------------
     def _row_from_file(self, run_id: str) -> tuple[str, ...] | None:
-        path = self.store.metadata_path(run_id)
         try:
-            stat = path.stat()
-            raw = json.loads(path.read_bytes())
+            data, version = self.store.read_raw(run_id)
+            raw = json.loads(data)
             request = raw["request"]
             return (
                 run_id,
@@ -138,9 +129,9 @@ class RunIndex:
                 str(request["workflow"]),
                 request.get("device_id"),
                 request.get("session_id"),
-                stamp(stat),
+                version,
             )
-        except FileNotFoundError:
+        except RunNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
             # Unlisted until it is readable again; the run itself is untouched.
@@ -160,24 +151,6 @@ class RunIndex:
                 self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
             else:
                 self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", row)
-
-    def _scan(self, first_day: str | None) -> Iterator[tuple[str, str]]:
-        runs = self.store.root / RUNS_DIR
-        if not runs.is_dir():
-            return
-        for day in os.scandir(runs):
-            if not day.is_dir() or day.name.startswith("."):
-                continue
-            if first_day is not None and day.name < first_day:
-                continue
-            for entry in os.scandir(day.path):
-                if not is_run_id(entry.name):
-                    continue
-                try:
-                    stat = os.stat(os.path.join(entry.path, METADATA_FILE))
-                except FileNotFoundError:
-                    continue
-                yield entry.name, stamp(stat)
 
     def sync(self, recent_days: int | None = None) -> SyncReport:
         """Bring the index in line with the folders: re-read records whose file changed (by
@@ -199,7 +172,7 @@ class RunIndex:
             )
         seen: set[str] = set()
         changed: list[tuple[str, ...]] = []
-        for run_id, current in self._scan(first_day):
+        for run_id, current in self.store.scan_versions(first_day):
             seen.add(run_id)
             if known.get(run_id) != current:
                 row = self._row_from_file(run_id)
@@ -227,7 +200,7 @@ class RunIndex:
     def query_stamped(
         self, where: RunFilter, limit: int, after: str | None = None
     ) -> list[tuple[str, str]]:
-        """Like ``query``, with the stamp of the ``metadata.json`` each row was read from."""
+        """Like ``query``, with the version of the ``metadata.json`` each row was read from."""
         clauses: list[str] = []
         args: list[object] = []
         for column in ("status", "workflow", "device_id", "session_id"):

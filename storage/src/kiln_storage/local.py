@@ -73,6 +73,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _version(stat: os.stat_result) -> str:
+    return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -304,16 +308,36 @@ class RunStore:
             )
             yield from names
 
-    def read_raw(self, run_id: str) -> tuple[bytes, os.stat_result]:
-        """``metadata.json`` as stored, with the stat of the very file read (for freshness
-        checks: the file is only ever replaced, so its inode names its version)."""
+    def read_raw(self, run_id: str) -> tuple[bytes, str]:
+        """``metadata.json`` as stored, with its version (of the very file read: the file is
+        only ever replaced, so its inode names its version)."""
         # A plain string path: listing reads many records, and pathlib costs more than the read.
         path = f"{self.root}/{RUNS_DIR}/{run_date(run_id).isoformat()}/{run_id}/{METADATA_FILE}"
         try:
             with open(path, "rb") as handle:
-                return handle.read(), os.fstat(handle.fileno())
+                return handle.read(), _version(os.fstat(handle.fileno()))
         except FileNotFoundError:
             raise RunNotFoundError(run_id) from None
+
+    def scan_versions(self, first_day: str | None = None) -> Iterator[tuple[str, str]]:
+        """(run id, record version) of every run, or of the runs of ``first_day`` and later;
+        one stat per run, nothing parsed."""
+        runs = self.root / RUNS_DIR
+        if not runs.is_dir():
+            return
+        for day in os.scandir(runs):
+            if not day.is_dir() or day.name.startswith("."):
+                continue
+            if first_day is not None and day.name < first_day:
+                continue
+            for entry in os.scandir(day.path):
+                if not is_run_id(entry.name):
+                    continue
+                try:
+                    stat = os.stat(os.path.join(entry.path, METADATA_FILE))
+                except FileNotFoundError:
+                    continue
+                yield entry.name, _version(stat)
 
     def metadata_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / METADATA_FILE

@@ -193,6 +193,31 @@ class S3RunStore:
     def read(self, run_id: str) -> RunRecord:
         return self._read_tagged(parse_run_id(run_id))[0]
 
+    def read_raw(self, run_id: str) -> tuple[bytes, str]:
+        """``metadata.json`` as stored, with its version (the ETag)."""
+        try:
+            return self._get(self.run_key(parse_run_id(run_id), METADATA_FILE))
+        except ClientError as exc:
+            if _missing(exc):
+                raise RunNotFoundError(run_id) from None
+            raise
+
+    def scan_versions(self, first_day: str | None = None) -> Iterator[tuple[str, str]]:
+        """(run id, record ETag) of every run, or of the runs of ``first_day`` and later,
+        from listings alone."""
+        for day in self._prefixes(self._key(RUNS_DIR) + "/"):
+            if first_day is None or day >= first_day:
+                yield from self._day_versions(day)
+
+    def _day_versions(self, day: str) -> Iterator[tuple[str, str]]:
+        folder = f"{self._key(RUNS_DIR)}/{day}/"
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+            for obj in page.get("Contents", []):
+                run_id, _, name = obj["Key"][len(folder) :].partition("/")
+                if name == METADATA_FILE and is_run_id(run_id):
+                    yield run_id, obj["ETag"]
+
     def _replace(self, run_id: str, record: RunRecord, etag: str) -> bool:
         try:
             self.client.put_object(
@@ -340,15 +365,8 @@ class S3RunStore:
         """Every run on the root, newest day first. A run is a folder with a record: emptied
         folders may linger as prefixes on some S3 implementations, so records are listed."""
         runs = self._key(RUNS_DIR) + "/"
-        paginator = self.client.get_paginator("list_objects_v2")
         for day in sorted(self._prefixes(runs), reverse=True):
-            found = set()
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{runs}{day}/"):
-                for obj in page.get("Contents", []):
-                    run_id, _, name = obj["Key"][len(runs) + len(day) + 1 :].partition("/")
-                    if name == METADATA_FILE and is_run_id(run_id):
-                        found.add(run_id)
-            yield from sorted(found, reverse=True)
+            yield from sorted((run_id for run_id, _ in self._day_versions(day)), reverse=True)
 
     def entity(self, run_id: str, filename: str) -> Entity:
         parse_entity_filename(filename)
