@@ -46,3 +46,8 @@ unit: install ## Unit tests only
 .PHONY: clean
 clean: ## Remove local state (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-output
+
+.PHONY: bench-deps
+bench-deps: ## Install wrk and nginx (Debian packages) for bench/serve.py; not needed by make test
+	@if command -v wrk >/dev/null && command -v nginx >/dev/null; then echo "wrk and nginx are installed"; \
+	else $(if $(shell command -v sudo 2>/dev/null),sudo ,)apt-get install -y wrk nginx; fi
