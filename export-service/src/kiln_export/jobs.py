@@ -336,4 +336,7 @@ class ExportJobs:
             self.store.delete(status.export_id)
             logger.info("export %s expired and was removed", status.export_id)
             removed += 1
+        # Partials are rewritten at least every few seconds while a job runs; one untouched
+        # for a whole TTL is left from a killed process.
+        self.volume.clear_partials(self.settings.export_ttl.total_seconds())
         return removed
