@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,26 @@ def test_bad_export_requests_get_clear_errors(researcher: httpx.Client) -> None:
     bad_run = researcher.get("/api/exports/stream?run_id=../../etc")
     assert bad_run.status_code == 422
     assert "run_ids" in bad_run.json()["detail"]
+
+
+def test_a_damaged_file_in_a_streamed_export_leaves_a_visibly_failed_archive(
+    researcher: httpx.Client, storage_root: Path, tmp_path: Path
+) -> None:
+    [run_id] = make_runs(researcher, 1, "damaged while streamed")
+    record = researcher.get(f"/api/runs/{run_id}").json()
+    output = next(e for e in record["entities"] if e["type"] == "output_image")
+    path = storage_root / run_relpath(run_id) / output["filename"]
+    data = path.read_bytes()
+    path.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
+
+    # The status line went out before the damage was seen, so it says 200; the archive
+    # itself carries the failure.
+    response = researcher.get(f"/api/exports/stream?run_id={run_id}")
+    assert response.status_code == 200
+    archive = tmp_path / "failed.zip"
+    archive.write_bytes(response.content)
+    assert subprocess.run(["unzip", "-t", str(archive)], capture_output=True).returncode != 0
+    note_at = response.content.rindex(b"/EXPORT-FAILED.txt")
+    note = response.content[note_at:]
+    assert run_id.encode() in note
+    assert output["filename"].encode() in note

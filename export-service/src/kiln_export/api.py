@@ -141,7 +141,8 @@ async def stream_export(
     blocked: bool = False,
 ) -> StreamingResponse:
     """A small selection, streamed at once as it is built. Integrity is checked as it goes;
-    a mismatch cuts the response short (the archive is then visibly incomplete)."""
+    a mismatch ends the archive with ``EXPORT-FAILED.txt`` (naming the run and file) and
+    without a ZIP central directory / gzip trailer, so no tool reads it as complete."""
     request = ExportRequest(
         filter=_stream_filter(run_id, since, until, device_id, session_id, workflow, status),
         format=format,
@@ -175,15 +176,18 @@ async def stream_export(
 
     def produce() -> None:
         sink = ChannelSink()
-        build_export(
-            settings.storage_root,
-            export_id,
-            request,
-            selection,
-            sink,
-            bytes_per_second=settings.export_max_bytes_per_second,
-        )
-        sink.flush()
+        try:
+            build_export(
+                settings.storage_root,
+                export_id,
+                request,
+                selection,
+                sink,
+                bytes_per_second=settings.export_max_bytes_per_second,
+                mark_failure=True,
+            )
+        finally:
+            sink.flush()  # what was written, including a failure note, reaches the client
 
     async def run_producer() -> None:
         async with send:
