@@ -167,15 +167,23 @@ def test_small_selection_streams_at_once(
     check_rows_against_runs(open_bag(archive, tmp_path / "bag"), researcher, runs)
 
 
+def damaged_run(
+    researcher: httpx.Client, storage_root: Path, text: str
+) -> tuple[str, dict[str, Any]]:
+    """A completed run whose output then rots on disk: same size, one byte flipped."""
+    [run_id] = make_runs(researcher, 1, text)
+    record = researcher.get(f"/api/runs/{run_id}").json()
+    output: dict[str, Any] = next(e for e in record["entities"] if e["type"] == "output_image")
+    path = storage_root / run_relpath(run_id) / output["filename"]
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    return run_id, output
+
+
 def test_a_file_that_does_not_match_its_checksum_fails_the_export(
     researcher: httpx.Client, storage_root: Path
 ) -> None:
-    [run_id] = make_runs(researcher, 1, "to be damaged")
-    record = researcher.get(f"/api/runs/{run_id}").json()
-    output = next(e for e in record["entities"] if e["type"] == "output_image")
-    path = storage_root / run_relpath(run_id) / output["filename"]
-    data = path.read_bytes()
-    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # bit rot, same size
+    run_id, output = damaged_run(researcher, storage_root, "to be damaged")
 
     response = researcher.post("/api/exports", json={"filter": {"run_ids": [run_id]}})
     status = wait_export(researcher, response.json()["export_id"])
@@ -212,12 +220,7 @@ def test_bad_export_requests_get_clear_errors(researcher: httpx.Client) -> None:
 def test_a_damaged_file_in_a_streamed_export_leaves_a_visibly_failed_archive(
     researcher: httpx.Client, storage_root: Path, tmp_path: Path
 ) -> None:
-    [run_id] = make_runs(researcher, 1, "damaged while streamed")
-    record = researcher.get(f"/api/runs/{run_id}").json()
-    output = next(e for e in record["entities"] if e["type"] == "output_image")
-    path = storage_root / run_relpath(run_id) / output["filename"]
-    data = path.read_bytes()
-    path.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
+    run_id, output = damaged_run(researcher, storage_root, "damaged while streamed")
 
     # The status line went out before the damage was seen, so it says 200; the archive
     # itself carries the failure.

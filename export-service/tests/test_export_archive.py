@@ -80,26 +80,29 @@ def test_tar_refuses_more_bytes_than_announced() -> None:
         writer.add("long", 2, NOW, [b"123"])
 
 
+NOTE = b"run X, file Y: sha256 mismatch"
+
+
+def abandoned(writer: ZipWriter | TarGzWriter, sink: io.BytesIO, path: Path) -> bytes:
+    writer.add("bag/a", 3, NOW, [b"abc"])
+    writer.abandon("bag/EXPORT-FAILED.txt", NOTE, NOW)
+    path.write_bytes(sink.getvalue())
+    return sink.getvalue()
+
+
 def test_an_abandoned_zip_is_invalid_but_carries_its_note(tmp_path: Path) -> None:
     sink = io.BytesIO()
-    writer = ZipWriter(sink)
-    writer.add("bag/a", 3, NOW, [b"abc"])
-    writer.abandon("bag/EXPORT-FAILED.txt", b"run X, file Y: sha256 mismatch", NOW)
-    path = tmp_path / "failed.zip"
-    path.write_bytes(sink.getvalue())
-    assert not zipfile.is_zipfile(path)
-    assert subprocess.run(["unzip", "-t", str(path)], capture_output=True).returncode != 0
+    data = abandoned(ZipWriter(sink), sink, tmp_path / "failed.zip")
+    assert not zipfile.is_zipfile(tmp_path / "failed.zip")
+    tested = subprocess.run(["unzip", "-t", str(tmp_path / "failed.zip")], capture_output=True)
+    assert tested.returncode != 0
     # The note is the last entry (followed only by its 16-byte data descriptor).
-    assert sink.getvalue()[:-16].endswith(b"run X, file Y: sha256 mismatch")
+    assert data[:-16].endswith(NOTE)
 
 
 def test_an_abandoned_tar_gz_fails_gzip_but_streams_its_note(tmp_path: Path) -> None:
     sink = io.BytesIO()
-    writer = TarGzWriter(sink)
-    writer.add("bag/a", 3, NOW, [b"abc"])
-    writer.abandon("bag/EXPORT-FAILED.txt", b"run X, file Y: sha256 mismatch", NOW)
-    path = tmp_path / "failed.tar.gz"
-    path.write_bytes(sink.getvalue())
-    assert subprocess.run(["gzip", "-t", str(path)], capture_output=True).returncode != 0
-    partial = zlib.decompressobj(31).decompress(sink.getvalue())
-    assert b"run X, file Y: sha256 mismatch" in partial
+    data = abandoned(TarGzWriter(sink), sink, tmp_path / "failed.tar.gz")
+    tested = subprocess.run(["gzip", "-t", str(tmp_path / "failed.tar.gz")], capture_output=True)
+    assert tested.returncode != 0
+    assert NOTE in zlib.decompressobj(31).decompress(data)
