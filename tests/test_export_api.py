@@ -233,3 +233,33 @@ def test_a_damaged_file_in_a_streamed_export_leaves_a_visibly_failed_archive(
     note = response.content[note_at:]
     assert run_id.encode() in note
     assert output["filename"].encode() in note
+
+
+def test_runs_still_in_progress_are_skipped_and_listed(
+    researcher: httpx.Client, simulator: httpx.Client, runs: list[str], tmp_path: Path
+) -> None:
+    assert simulator.post("/sim/faults", json={"node_delay_seconds": 5}).status_code == 200
+    try:
+        response = researcher.post("/api/runs", json={"workflow": "noise", "input_text": "slow"})
+        slow = response.json()["run_id"]
+        eventually(
+            lambda: researcher.get(f"/api/runs/{slow}").json()["status"] == "running",
+            20,
+            "the slow run to be running",
+        )
+        created = researcher.post(
+            "/api/exports", json={"filter": {"run_ids": [runs[0], slow]}}
+        ).json()
+        status = wait_export(researcher, created["export_id"])
+    finally:
+        simulator.post("/sim/faults", json={"node_delay_seconds": None})
+    assert status["state"] == "completed", status.get("error")
+    assert status["skipped_in_progress"] == [slow]
+    assert status["runs_total"] == 1
+    bag_dir = open_bag(
+        download(researcher, created["export_id"], tmp_path, "x.zip"), tmp_path / "bag"
+    )
+    assert f"Kiln-Run-Skipped-In-Progress: {slow}" in (bag_dir / "bag-info.txt").read_text()
+    assert not (bag_dir / "data" / run_relpath(slow)).exists()
+    check_rows_against_runs(bag_dir, researcher, [runs[0]])
+    wait_final(researcher, slow)
