@@ -141,3 +141,17 @@ def test_export_ttl_reads_plain_seconds(
     assert ExportSettings().export_ttl == timedelta(seconds=90)
     monkeypatch.setenv("KILN_EXPORT_TTL", "P2D")
     assert ExportSettings().export_ttl == timedelta(days=2)
+
+
+def test_an_unreadable_record_fails_the_export_naming_the_run(
+    tmp_path: Path, store: RunStore
+) -> None:
+    record = make_run(store)
+    (store.run_dir(record.run_id) / "metadata.json").write_text('{"run_id": "torn')
+    jobs, published = runner(tmp_path, store)
+    status = asyncio.run(jobs.run(submit(jobs, ExportRequest())))
+    assert status.state is ExportState.FAILED
+    assert status.error is not None
+    assert status.error.code == "record_unreadable"
+    assert status.error.run_id == record.run_id
+    assert isinstance(published[-1], ExportFailed)

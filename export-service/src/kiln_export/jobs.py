@@ -272,6 +272,14 @@ class ExportJobs:
                 "export %s interrupted by shutdown; it will be resumed", status.export_id
             )
             raise
+        except RunRecordUnreadableError as exc:
+            await anyio.to_thread.run_sync(upload.inner.abort)
+            return await self._fail(
+                current,
+                ExportError(
+                    code=ExportErrorCode.RECORD_UNREADABLE, message=str(exc), run_id=exc.run_id
+                ),
+            )
         except IntegrityError as exc:
             await anyio.to_thread.run_sync(upload.inner.abort)
             return await self._fail(
