@@ -142,12 +142,12 @@ def wait_done(client: httpx.Client, export_id: str, timeout: float = 90) -> dict
     return eventually(probe, timeout, f"export {export_id} to finish")
 
 
-def big_runs(root: Path) -> list[str]:
+def big_runs(root: Path, count: int = BIG_RUNS) -> list[str]:
     """Completed runs with large outputs, written with the same storage code media-service
     uses (creating them through the simulator would only be slower)."""
     store = RunStore(root)
     run_ids = []
-    for i in range(BIG_RUNS):
+    for i in range(count):
         run_id = new_run_id()
         store.create_run(run_id, RunRequest(workflow="noise", input_text=f"big {i}"))
         store.add_bytes(run_id, os.urandom(BIG_OUTPUT), "output_image", "png", "image/png", {})
@@ -160,10 +160,9 @@ def big_runs(root: Path) -> list[str]:
     return run_ids
 
 
-def test_a_job_survives_export_service_being_killed(
-    client: httpx.Client, jobs_stack: Stack, tmp_path: Path
+def interrupt_and_resume(
+    client: httpx.Client, jobs_stack: Stack, tmp_path: Path, run_ids: list[str], kill: bool
 ) -> None:
-    run_ids = big_runs(jobs_stack.storage_root)
     response = client.post("/api/exports", json={"filter": {"run_ids": run_ids}})
     assert response.status_code == 202, response.text
     export_id = response.json()["export_id"]
@@ -172,19 +171,38 @@ def test_a_job_survives_export_service_being_killed(
         30,
         "the job to be under way",
     )
-    jobs_stack.processes["export"].kill()  # a crash: no goodbye, no nak
+    if kill:
+        jobs_stack.processes["export"].kill()  # a crash: no goodbye, no nak
+    else:
+        jobs_stack.stop_service("export")  # SIGTERM: the job is stopped and handed back
     jobs_stack.start_service("export")
 
     status = wait_done(client, export_id)
     assert status["state"] == "completed", status.get("error")
     assert status["attempt"] == 2, "the job was not interrupted, so nothing was resumed"
-    assert status["runs_done"] == status["runs_total"] == BIG_RUNS
+    assert status["runs_done"] == status["runs_total"] == len(run_ids)
     archive = tmp_path / "resumed.zip"
     archive.write_bytes(client.get(f"/api/exports/{export_id}/download").content)
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == status["sha256"]
     bag_dir = open_bag(archive, tmp_path / "bag")
     rows = (bag_dir / "data" / "index.csv").read_text().splitlines()
-    assert len(rows) == 1 + BIG_RUNS
+    assert len(rows) == 1 + len(run_ids)
+
+
+def test_a_job_survives_export_service_being_killed(
+    client: httpx.Client, jobs_stack: Stack, tmp_path: Path
+) -> None:
+    interrupt_and_resume(client, jobs_stack, tmp_path, big_runs(jobs_stack.storage_root), True)
+
+
+def test_a_job_stopped_by_a_graceful_restart_is_resumed(
+    client: httpx.Client, jobs_stack: Stack, tmp_path: Path
+) -> None:
+    # Longer than the consumer's 5 s shutdown grace, so the stop lands mid-job.
+    run_ids = big_runs(jobs_stack.storage_root, 2 * BIG_RUNS)
+    interrupt_and_resume(client, jobs_stack, tmp_path, run_ids, False)
+    log = (jobs_stack.logs_dir / "export.log").read_text()
+    assert "interrupted by shutdown; it will be resumed" in log
 
 
 def test_expired_exports_are_removed(client: httpx.Client, jobs_stack: Stack) -> None:
