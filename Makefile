@@ -19,7 +19,7 @@ $(TOOLS_DIR)/bin/uv:
 install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS_DIR)/bin/uv) ## Install uv (if missing) and every dependency, from the lock file
 	$(UV) sync --frozen --all-packages
 	@# The export tests check archives with `unzip -t`, as researchers' tools will.
-	@command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq unzip >/dev/null; } || echo "warning: unzip missing (apt-get install unzip)"
+	@command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq unzip >/dev/null; } || echo "warning: unzip missing (apt-get install unzip)"
 
 .PHONY: dev
 dev: install ## Start the whole system in the foreground (gateway on :$${KILN_GATEWAY_PORT:-8080})
