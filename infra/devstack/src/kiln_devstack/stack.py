@@ -96,7 +96,7 @@ class Stack:
         store.mkdir(parents=True, exist_ok=True)
         argv = [_bin("nats-server"), "-a", self.config.host, "-p", str(port), "-m", str(monitor)]
         argv += ["-js", "-sd", str(store)]
-        process = self._spawn("nats", argv)
+        self._spawn("nats", argv)
         self.urls["nats"] = f"nats://{self.config.host}:{port}"
         self.urls["nats-monitor"] = f"http://{self.config.host}:{monitor}"
         self.ready_urls["nats"] = f"{self.urls['nats-monitor']}/healthz?js-enabled-only=true"
@@ -108,7 +108,7 @@ class Stack:
         output.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "uvicorn", "comfyui_sim.app:create_app", "--factory"]
         argv += ["--host", self.config.host, "--port", str(port), "--log-level", "warning"]
-        process = self._spawn(name, argv, {"COMFYUI_SIM_OUTPUT_DIR": str(output)})
+        self._spawn(name, argv, {"COMFYUI_SIM_OUTPUT_DIR": str(output)})
         url = f"http://{self.config.host}:{port}"
         self.urls[name] = url
         self.ready_urls[name] = f"{url}/system_stats"
