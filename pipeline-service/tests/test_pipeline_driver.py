@@ -11,7 +11,7 @@ from kiln_contracts.events import RunRequested
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.driver import PollPolicy, RunDriver
 from kiln_pipeline.pool import Backend, BackendPool
-from kiln_pipeline.templates import load_templates
+from kiln_pipeline.templates import WorkflowTemplate, load_templates
 from kiln_pipeline.watcher import BackendWatcher
 from pipeline_fakes import FakeComfy, FakeLedger, RecordingSink
 
@@ -41,6 +41,12 @@ async def rig() -> AsyncIterator[Rig]:
         sink, ledger = RecordingSink(), FakeLedger()
         driver = RunDriver(load_templates(), BackendPool([backend]), sink, ledger, FAST)
         yield Rig(comfy, sink, ledger, backend, driver)
+
+
+def with_deadline(rig: Rig, seconds: float) -> None:
+    template = rig.driver.templates["noise"]
+    manifest = template.manifest.model_copy(update={"deadline_seconds": seconds})
+    rig.driver.templates = {"noise": WorkflowTemplate(manifest, template.graph)}
 
 
 def request(**params: object) -> RunRequested:
@@ -102,12 +108,7 @@ async def test_a_prompt_lost_twice_fails_as_backend_lost(rig: Rig) -> None:
 
 async def test_a_run_past_its_deadline_times_out_and_is_removed(rig: Rig) -> None:
     rig.comfy.finish_on_submit = False
-    template = rig.driver.templates["noise"]
-    rig.driver.templates = {
-        "noise": type(template)(
-            template.manifest.model_copy(update={"deadline_seconds": 0.1}), template.graph
-        )
-    }
+    with_deadline(rig, 0.1)
     await rig.driver.drive(request(), redelivered=False)
     [failed] = rig.sink.failed_events
     assert failed.code == ErrorCode.TIMEOUT
@@ -138,12 +139,7 @@ async def test_a_cancel_requested_before_pickup_never_submits(rig: Rig) -> None:
 
 async def test_a_down_backend_fails_the_run_as_unavailable_at_its_deadline(rig: Rig) -> None:
     rig.comfy.down = True
-    template = rig.driver.templates["noise"]
-    rig.driver.templates = {
-        "noise": type(template)(
-            template.manifest.model_copy(update={"deadline_seconds": 0.2}), template.graph
-        )
-    }
+    with_deadline(rig, 0.2)
     await rig.driver.drive(request(), redelivered=False)
     [failed] = rig.sink.failed_events
     assert failed.code == ErrorCode.BACKEND_UNAVAILABLE
