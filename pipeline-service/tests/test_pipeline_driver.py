@@ -164,3 +164,22 @@ async def test_progress_is_throttled_and_carries_the_share_of_nodes_done(rig: Ri
     assert [e.node for e in events][-1] == "3"
     assert events[0].share == 0
     assert events[-1].share == pytest.approx(2 / 3)
+
+
+async def test_a_finished_prompt_whose_history_never_comes_is_lost_not_timed_out(
+    rig: Rig,
+) -> None:
+    rig.comfy.forget_on_submit = True  # submitted, then a restart wipes queue and history
+
+    async def say_finished() -> None:
+        await rig.comfy.wait_submissions(1)
+        queue = rig.backend.watcher._subscribers[RUN]
+        queue.put_nowait({"type": "executing", "data": {"node": None, "prompt_id": RUN}})
+        await rig.comfy.wait_submissions(2)
+        rig.comfy.finish(RUN)
+
+    helper = asyncio.create_task(say_finished())
+    await rig.driver.drive(request(), redelivered=False)
+    await helper
+    assert rig.comfy.submitted == [RUN, RUN]
+    assert len(rig.sink.generated_events) == 1

@@ -324,12 +324,14 @@ class RunDriver:
                 continue
             if entry is not None:
                 return entry
-            if queued or finished_seen:
+            if queued:
                 missing_since = None
             elif unreachable_since is not None:
                 # It did not answer and now has no trace of the prompt: it restarted.
                 return Verdict.LOST
             else:
+                # In neither (or finished without history): late history gets a grace period,
+                # a restart that wiped both does not end it.
                 missing_since = missing_since or time.monotonic()
                 if time.monotonic() - missing_since >= self.poll.lost_grace_seconds:
                     return Verdict.LOST
