@@ -123,7 +123,10 @@ class RunStore:
             finally:
                 Path(tmp).unlink(missing_ok=True)
             _fsync_dir(self.root)
-        storage_id = id_path.read_text().strip()
+        return self.read_storage_id()
+
+    def read_storage_id(self) -> str:
+        storage_id = (self.root / STORAGE_ID_FILE).read_text().strip()
         uuid.UUID(storage_id)
         return storage_id
 

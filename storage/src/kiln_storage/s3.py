@@ -122,9 +122,11 @@ class S3RunStore:
         self._guard = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, client: S3Client | None = None) -> S3RunStore:
+    def from_url(
+        cls, url: str, client: S3Client | None = None, spool: Path | None = None
+    ) -> S3RunStore:
         location = S3Location.parse(url)
-        return cls(client or s3_client(), location.bucket, location.prefix)
+        return cls(client or s3_client(), location.bucket, location.prefix, spool)
 
     def _changed(self, run_id: str) -> None:
         for listener in self.listeners:
@@ -164,7 +166,10 @@ class S3RunStore:
     def ensure_storage_id(self) -> str:
         key = self._key(STORAGE_ID_FILE)
         self._create(key, (str(uuid.uuid4()) + "\n").encode())
-        storage_id = self._get(key)[0].decode().strip()
+        return self.read_storage_id()
+
+    def read_storage_id(self) -> str:
+        storage_id = self._get(self._key(STORAGE_ID_FILE))[0].decode().strip()
         uuid.UUID(storage_id)
         return storage_id
 
@@ -388,6 +393,14 @@ class S3RunStore:
                     f"{filename} is listed for run {run_id} but missing on S3"
                 ) from None
             raise
+        yield from response["Body"].iter_chunks(CHUNK_SIZE)
+
+    def iter_range(self, run_id: str, filename: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive) of an entity, streamed (for HTTP Range)."""
+        key = self.run_key(parse_run_id(run_id), parse_entity_filename(filename))
+        response = self.client.get_object(
+            Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+        )
         yield from response["Body"].iter_chunks(CHUNK_SIZE)
 
     # -- deletion ----------------------------------------------------------------------------
