@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 from kiln_contracts.layout import run_relpath
 from kiln_contracts.subjects import RunEventName
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
@@ -35,23 +33,13 @@ BUCKET, PREFIX = "kiln-media", "root"
 
 @pytest.fixture(scope="module")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedMini]:
-    server = WeedMini(tmp_path_factory.mktemp("weed-media")).start()
-    try:
+    with WeedMini(tmp_path_factory.mktemp("weed-media")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def s3(weed: WeedMini) -> Any:
-    client = boto3.client(
-        "s3",
-        endpoint_url=weed.endpoint,
-        aws_access_key_id=weed.access_key,
-        aws_secret_access_key=weed.secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    client = weed.client()
     client.create_bucket(Bucket=BUCKET)
     return client
 
