@@ -18,6 +18,8 @@ $(TOOLS_DIR)/bin/uv:
 .PHONY: install
 install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS_DIR)/bin/uv) ## Install uv (if missing) and every dependency, from the lock file
 	$(UV) sync --frozen --all-packages
+	@# The export tests check archives with `unzip -t`, as researchers' tools will.
+	@command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq unzip >/dev/null; } || echo "warning: unzip missing (apt-get install unzip)"
 
 .PHONY: dev
 dev: install ## Start the whole system in the foreground (gateway on :$${KILN_GATEWAY_PORT:-8080})
@@ -32,6 +34,10 @@ lint: install ## ruff and strict mypy
 .PHONY: test
 test: lint ## Install, lint, and run every test tier (unit, integration, containers)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+.PHONY: chaos
+chaos: install ## The chaos suite at full size: 200 concurrent runs per scenario, figures printed
+	KILN_CHAOS_RUNS=200 $(UV) run --frozen pytest tests/chaos -s -q $(PYTEST_ARGS)
 
 .PHONY: unit
 unit: install ## Unit tests only

@@ -21,10 +21,17 @@ logger = logging.getLogger(__name__)
 class ServiceError(Exception):
     status_code: int = 500
 
-    def __init__(self, code: ErrorCode | str, detail: str, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        detail: str,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.code = str(code)
         self.detail = detail
+        self.headers = headers  # e.g. Retry-After on a 429 or 503
         if status_code is not None:
             self.status_code = status_code
 
@@ -51,7 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ServiceError)
         if exc.status_code >= 500:
             logger.error("request failed: %s", exc.detail, extra={"error_code": exc.code})
-        return error_response(exc.status_code, exc.code, exc.detail)
+        return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -59,7 +59,7 @@ async def connect(url: str, name: str, connect_timeout: float = 5) -> NatsClient
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     """Declare RUNS and EXPORTS; every service may call this, the result is the same."""
     for name, subjects in (
         (RUNS_STREAM, RUNS_STREAM_SUBJECTS),
@@ -71,6 +71,7 @@ async def ensure_streams(js: JetStreamContext) -> None:
             retention=RetentionPolicy.LIMITS,
             max_age=STREAM_MAX_AGE_SECONDS,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         )
         try:
             await js.stream_info(name)
@@ -217,6 +218,8 @@ class DurableConsumer:
         finally:
             keep_alive.cancel()
         await message.ack()
+        # One line per handled event, tagged with run_id and the originating request id.
+        logger.info("handled %s", message.subject)
 
     async def stop(self) -> None:
         self._stopping.set()

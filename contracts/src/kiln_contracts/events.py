@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.ids import RunId
-from kiln_contracts.records import Stage, utc_now
+from kiln_contracts.records import SafetyLevel, Stage, utc_now
 from kiln_contracts.subjects import RunEventName
 
 
@@ -30,6 +30,7 @@ class RunRequested(RunMessage):
     params: dict[str, JsonValue] = Field(default_factory=dict)
     device_id: str | None = None
     session_id: str | None = None
+    safety_level: SafetyLevel | None = None
 
 
 class RunStarted(RunMessage):

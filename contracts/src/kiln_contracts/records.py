@@ -93,12 +93,20 @@ class RunHistoryEntry(BaseModel):
     detail: dict[str, JsonValue] = Field(default_factory=dict)
 
 
+class SafetyLevel(StrEnum):
+    """How strictly a run's content is filtered; set by the workshop session, never the client."""
+
+    STRICT = "strict"
+    STANDARD = "standard"
+
+
 class RunRequest(BaseModel):
     workflow: str
     input_text: str
     params: dict[str, JsonValue] = Field(default_factory=dict)
     device_id: str | None = None
     session_id: str | None = None
+    safety_level: SafetyLevel | None = None
 
 
 class RunRecord(BaseModel):

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
+from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
 
 from kiln_gateway.api import router
-from kiln_gateway.auth import resolve_researcher_token
+from kiln_gateway.auth import resolve_cookie_secret, resolve_researcher_token
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.errors import GatewayError
+from kiln_gateway.exports_api import router as exports_router
+from kiln_gateway.idempotency import IdempotencyStore
+from kiln_gateway.identity import DEVICE_COOKIE, DeviceCookies
+from kiln_gateway.limits import BodySizeLimit, DeviceRateLimiter, QueueDepthGuard
+from kiln_gateway.observability import observe_run_events
 from kiln_gateway.runs import RunCreator
+from kiln_gateway.sessions import SessionStore
 from kiln_gateway.state import GatewayState
 from kiln_gateway.upstream import Upstream
 
@@ -26,12 +34,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()  # from the environment
     configure_logging("gateway", settings.instance_id, settings.log_level)
     researcher_token = resolve_researcher_token(settings)  # fails fast on a bad production secret
+    cookies = DeviceCookies(
+        resolve_cookie_secret(settings), settings.gateway_device_rotation_hours * 3600
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, f"gateway {settings.instance_id}")
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         timeout = httpx.Timeout(settings.gateway_upstream_timeout_seconds, connect=3)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
@@ -39,13 +50,35 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             pipeline = Upstream("pipeline-service", settings.pipeline_url, http)
             export = Upstream("export-service", settings.export_url, http)
             catalog = WorkflowCatalog(pipeline, settings.gateway_catalog_ttl_seconds)
-            creator = RunCreator(catalog, media, js, settings.gateway_max_input_chars)
-            app.state.gateway = GatewayState(
-                settings, nc, media, pipeline, export, catalog, creator, researcher_token
+            creator = RunCreator(
+                catalog,
+                media,
+                js,
+                settings.gateway_max_input_chars,
+                await IdempotencyStore.open(js, settings.gateway_idempotency_hours),
+                DeviceRateLimiter(settings.gateway_runs_per_device_per_minute),
+                QueueDepthGuard(
+                    js, settings.gateway_queue_consumer, settings.gateway_max_queue_depth
+                ),
             )
+            sessions = await SessionStore.open(js, settings.gateway_session_hours)
+            app.state.gateway = GatewayState(
+                settings,
+                nc,
+                js,
+                media,
+                pipeline,
+                export,
+                catalog,
+                creator,
+                sessions,
+                researcher_token,
+            )
+            metrics_subscription = await observe_run_events(nc)
             try:
                 yield
             finally:
+                await metrics_subscription.unsubscribe()
                 await nc.drain()
 
     app = FastAPI(
@@ -55,7 +88,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_identity(app, cookies, settings)
     install_request_context(app)
+    if settings.gateway_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.gateway_cors_origins,
+            allow_credentials=True,  # the device cookie
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "ETag", "Content-Range"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.gateway_max_body_bytes)
+    install_metrics(app, "gateway")
 
     async def readiness() -> dict[str, str]:
         state: GatewayState = app.state.gateway
@@ -70,4 +115,30 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_health_routes(app, readiness)
     app.include_router(router)
+    app.include_router(exports_router)
     return app
+
+
+def install_identity(app: FastAPI, cookies: DeviceCookies, settings: GatewaySettings) -> None:
+    """Every /api request carries a device identity; a new or changed one is sent back as the
+    device cookie (HttpOnly: scripts in the page never see it)."""
+
+    @app.middleware("http")
+    async def identity(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return await call_next(request)
+        request.state.identity = cookies.resolve(request.cookies.get(DEVICE_COOKIE))
+        response = await call_next(request)
+        current = request.state.identity
+        if current.changed:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                cookies.encode(current),
+                max_age=int(settings.gateway_device_rotation_hours * 3600 * 2),
+                httponly=True,
+                samesite="lax",
+                secure=settings.gateway_cookie_secure,
+            )
+        return response

@@ -5,6 +5,8 @@ from __future__ import annotations
 from kiln_contracts.records import RunStatus
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from kiln_gateway.sessions import WorkshopSession
+
 
 class CreateRunRequest(BaseModel):
     model_config = ConfigDict(
@@ -51,3 +53,23 @@ class SystemReport(BaseModel):
         description="Distinct storage root ids in use; more than one is an error."
     )
     consistent: bool
+
+
+class WhoAmI(BaseModel):
+    """What the gateway knows about the caller: a pseudonymous device id, nothing personal."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": "9f1c3a4e-2b7d-4e8f-a1c2-3d4e5f6a7b8c",
+                    "session": None,
+                    "researcher": False,
+                }
+            ]
+        }
+    )
+
+    device_id: str
+    session: WorkshopSession | None = None
+    researcher: bool

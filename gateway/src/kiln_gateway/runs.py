@@ -7,38 +7,100 @@ recorded ``failed`` with a code before the client hears 503, so nothing ever wai
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from kiln_common.logging import run_context
+from kiln_common.metrics import RUNS_BY_STATE
 from kiln_common.nats import publish_run_event
 from kiln_contracts.api import CreateRunBody, FailRunBody
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
-from kiln_contracts.records import RunRecord, RunRequest, RunStatus, Stage
+from kiln_contracts.records import RunRecord, RunRequest, RunStatus, SafetyLevel, Stage
 from kiln_contracts.subjects import RUNS_REQUESTED, RunEventName, run_event_subject
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
 from nats.js import JetStreamContext
 
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.errors import GatewayError
+from kiln_gateway.idempotency import IdempotencyStore, body_hash
+from kiln_gateway.limits import DeviceRateLimiter, QueueDepthGuard
 from kiln_gateway.models import CreateRunRequest, RunAccepted, RunLinks
 from kiln_gateway.upstream import Upstream
 
 logger = logging.getLogger("kiln.gateway.runs")
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a run request comes from; the safety level is the session's, never the client's."""
+
+    device_id: str
+    session_id: str | None
+    safety_level: SafetyLevel
+
+
 class RunCreator:
     def __init__(
-        self, catalog: WorkflowCatalog, media: Upstream, js: JetStreamContext, max_input_chars: int
+        self,
+        catalog: WorkflowCatalog,
+        media: Upstream,
+        js: JetStreamContext,
+        max_input_chars: int,
+        idempotency: IdempotencyStore,
+        rate_limiter: DeviceRateLimiter,
+        queue_guard: QueueDepthGuard,
     ) -> None:
         self.catalog = catalog
         self.media = media
         self.js = js
         self.max_input_chars = max_input_chars
+        self.idempotency = idempotency
+        self.rate_limiter = rate_limiter
+        self.queue_guard = queue_guard
 
     async def create(
-        self, body: CreateRunRequest, device_id: str | None = None, session_id: str | None = None
+        self, body: CreateRunRequest, origin: Origin, idempotency_key: str | None = None
     ) -> RunAccepted:
+        request = await self._validate(body, origin)
+        if idempotency_key is None:
+            return await self._create(request, origin, new_run_id())
+        key = IdempotencyStore.storage_key("runs", idempotency_key)
+        hashed = body_hash(body.model_dump(mode="json"))
+        try:
+            claim = await self.idempotency.claim(key, hashed, new_run_id())
+        except GatewayError:
+            raise
+        except Exception as exc:
+            logger.error("idempotency store unavailable: %s", exc)
+            raise GatewayError(
+                ErrorCode.QUEUE_UNAVAILABLE,
+                "the idempotency store is unavailable; nothing was created, try again",
+                503,
+            ) from exc
+        if claim.accepted is not None:
+            logger.info("idempotent repeat answered with run %s", claim.run_id)
+            return claim.accepted
+        try:
+            accepted = await self._create(request, origin, claim.run_id)
+        except BaseException:
+            try:
+                await self.idempotency.abandon(key, hashed, claim.run_id)
+            except Exception:
+                logger.exception(
+                    "could not mark run %s's idempotency key for resumption", claim.run_id
+                )
+            raise
+        try:
+            await self.idempotency.complete(key, hashed, accepted)
+        except Exception:
+            # The run exists and is queued; a retry with this key may now make a second one.
+            logger.exception(
+                "run %s created but its idempotency key was not recorded", accepted.run_id
+            )
+        return accepted
+
+    async def _validate(self, body: CreateRunRequest, origin: Origin) -> RunRequest:
         manifest = await self.catalog.get(body.workflow)
         if manifest is None:
             raise GatewayError(
@@ -58,22 +120,35 @@ class RunCreator:
             params = resolve_params(manifest, body.params)
         except InvalidParamsError as exc:
             raise GatewayError(ErrorCode.INVALID_PARAMS, str(exc), 422) from None
+        return RunRequest(
+            workflow=manifest.name,
+            input_text=body.input_text,
+            params=params,
+            device_id=origin.device_id,
+            session_id=origin.session_id,
+            safety_level=origin.safety_level,
+        )
 
-        run_id = new_run_id()
+    async def _create(self, request: RunRequest, origin: Origin, run_id: str) -> RunAccepted:
+        """Create (or, for a resumed idempotent request, re-create) the run and queue it.
+        Media's create is idempotent for the same id and request, and NATS drops a repeated
+        ``runs.requested`` by its message id, so resuming half-done work is safe."""
+        self.rate_limiter.check(origin.device_id)
+        await self.queue_guard.check()
         with run_context(run_id):
-            request = RunRequest(
-                workflow=manifest.name,
-                input_text=body.input_text,
-                params=params,
-                device_id=device_id,
-                session_id=session_id,
-            )
-            await self.media.request(
+            response = await self.media.request(
                 "POST",
                 "/runs",
                 json=CreateRunBody(run_id=run_id, request=request).model_dump(mode="json"),
             )
-            logger.info("run created for workflow %s", manifest.name)
+            record = RunRecord.model_validate(response.json())
+            if record.status != RunStatus.QUEUED or len(record.events) > 1:
+                # A resumed request whose run went on (or failed) meanwhile: report, don't requeue.
+                logger.info("run exists already as %s", record.status.value)
+                return RunAccepted(
+                    run_id=run_id, status=record.status, links=RunLinks(self=f"/api/runs/{run_id}")
+                )
+            logger.info("run created for workflow %s", request.workflow)
             requested = RunRequested(run_id=run_id, **request.model_dump())
             try:
                 await publish_run_event(self.js, RUNS_REQUESTED, requested)
@@ -86,6 +161,7 @@ class RunCreator:
                     503,
                 ) from exc
             logger.info("run queued")
+        RUNS_BY_STATE.labels(RunStatus.QUEUED.value).inc()
         return RunAccepted(
             run_id=run_id, status=RunStatus.QUEUED, links=RunLinks(self=f"/api/runs/{run_id}")
         )

@@ -3,10 +3,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.runs import RunCreator
+from kiln_gateway.sessions import SessionStore
 from kiln_gateway.upstream import Upstream
 
 
@@ -14,9 +16,11 @@ from kiln_gateway.upstream import Upstream
 class GatewayState:
     settings: GatewaySettings
     nc: NatsClient
+    js: JetStreamContext
     media: Upstream
     pipeline: Upstream
     export: Upstream
     catalog: WorkflowCatalog
     creator: RunCreator
+    sessions: SessionStore
     researcher_token: str

@@ -8,6 +8,8 @@ from typing import Any
 
 import av
 import pytest
+from comfyui_sim.media import OutsideOutputFolderError, get_save_image_path
+from comfyui_sim.nodes import NodeContext, image_add_noise
 from PIL import Image, ImageChops
 from sim_helpers import (
     SimServer,
@@ -20,9 +22,6 @@ from sim_helpers import (
     video_workflow,
     webp_workflow,
 )
-
-from comfyui_sim.media import OutsideOutputFolderError, get_save_image_path
-from comfyui_sim.nodes import NodeContext, image_add_noise
 
 
 def _run(sim: SimServer, prompt: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -167,9 +166,7 @@ def test_noise_is_deterministic_without_any_cache(tmp_path: Path) -> None:
     base = [Image.new("RGB", (16, 16), (128, 128, 128))] * 2
 
     def noise(seed: int) -> list[bytes]:
-        [images] = image_add_noise(
-            context, {"image": base, "seed": seed, "strength": 0.5}
-        ).outputs
+        [images] = image_add_noise(context, {"image": base, "seed": seed, "strength": 0.5}).outputs
         return [image.tobytes() for image in images]
 
     assert noise(5) == noise(5)

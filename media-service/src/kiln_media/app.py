@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
+from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
 from kiln_storage.base import RunStorage, StorageError
 from kiln_storage.index import RunIndex
@@ -73,7 +74,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         )
         nc = await connect(settings.nats_url, f"media-service {settings.instance_id}")
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         timeout = httpx.Timeout(settings.media_fetch_timeout_seconds, connect=5)
         async with httpx.AsyncClient(timeout=timeout) as http:
             service = MediaService(
@@ -119,6 +120,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     app = FastAPI(title="kiln media-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     install_request_context(app)
+    install_metrics(app, "media-service")
 
     async def readiness() -> dict[str, str]:
         state: MediaState = app.state.media

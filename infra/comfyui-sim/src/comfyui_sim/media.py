@@ -23,7 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 BYTES_PER_SAMPLE = 4  # float32
 AUDIO_CHUNK_SAMPLES = 4096
 
-# PNG's "Software" and WEBP's EXIF tags where ComfyUI keeps its metadata.
+# The EXIF tags (Make, Model) where ComfyUI keeps the workflow and the prompt in a WEBP.
 EXIF_MAKE = 0x010F
 EXIF_MODEL = 0x0110
 

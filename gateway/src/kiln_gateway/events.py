@@ -1,0 +1,192 @@
+"""Live run events for browsers (Server-Sent Events).
+
+The stream starts with the current state (the record from media-service), then passes on
+progress (core NATS ``progress.runs.{id}``, ephemeral) and state changes (JetStream
+``runs.{id}.*``) and ends after a final state. Nothing lives in the replica: any gateway serves
+any run, and a reconnecting browser's ``Last-Event-ID`` (a RUNS stream sequence number) resumes
+from JetStream exactly where it left off.
+
+Subscriptions are opened *before* the record is read, so an event that happens in between is
+delivered too; events the record already reflects are dropped because they would not move the
+state forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+
+from kiln_contracts.events import RunFailed, RunMessage, RunProgress
+from kiln_contracts.records import RunError, RunRecord, RunStatus, can_transition
+from kiln_contracts.subjects import (
+    RUNS_STREAM,
+    RunEventName,
+    parse_run_event_subject,
+    progress_subject,
+    run_events_wildcard,
+)
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import BaseModel, ValidationError
+
+logger = logging.getLogger("kiln.gateway.events")
+
+STATE_OF_EVENT = {
+    RunEventName.STARTED: RunStatus.RUNNING,
+    RunEventName.GENERATED: RunStatus.STORING,
+    RunEventName.STORED: RunStatus.COMPLETED,
+    RunEventName.FAILED: RunStatus.FAILED,
+    RunEventName.CANCELLED: RunStatus.CANCELLED,
+}
+RECONNECT_MILLIS = 2000
+
+
+class RunStateEvent(BaseModel):
+    """``event: state``. The first one carries the whole record; later ones what changed."""
+
+    run_id: str
+    status: RunStatus
+    event: str
+    at: datetime
+    error: RunError | None = None
+    record: RunRecord | None = None
+
+
+def format_sse(event: str, data: str, event_id: int | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines += [f"data: {line}" for line in data.splitlines() or [""]]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+class RunEventStream:
+    """One browser's subscription to one run. ``open`` before answering, so a missing run is
+    still a JSON 404 and not a broken stream."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        run_id: str,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.run_id = run_id
+        self.heartbeat_seconds = heartbeat_seconds
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._subscriptions: list[Subscription] = []
+        self.cursor = 0
+        self.record: RunRecord | None = None
+
+    async def _enqueue(self, msg: Msg) -> None:
+        self._queue.put_nowait(msg)
+
+    async def open(
+        self, resume_after: int | None, read_record: Callable[[], Awaitable[RunRecord]]
+    ) -> RunRecord:
+        if resume_after is None:
+            info = await self.js.stream_info(RUNS_STREAM)
+            self.cursor = int(info.state.last_seq)
+        else:
+            self.cursor = resume_after
+        try:
+            self._subscriptions.append(
+                await self.nc.subscribe(progress_subject(self.run_id), cb=self._enqueue)
+            )
+            self._subscriptions.append(
+                await self.js.subscribe(
+                    run_events_wildcard(self.run_id),
+                    stream=RUNS_STREAM,
+                    cb=self._enqueue,
+                    ordered_consumer=True,
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                        opt_start_seq=self.cursor + 1,
+                    ),
+                )
+            )
+            self.record = await read_record()
+        except BaseException:
+            await self.close()
+            raise
+        return self.record
+
+    async def close(self) -> None:
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        self._subscriptions.clear()
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        assert self.record is not None, "open() first"
+        status = self.record.status
+        try:
+            yield f"retry: {RECONNECT_MILLIS}\n\n".encode()
+            first = RunStateEvent(
+                run_id=self.run_id,
+                status=status,
+                event="snapshot",
+                at=self.record.updated_at,
+                error=self.record.error,
+                record=self.record,
+            )
+            yield format_sse("state", first.model_dump_json(), self.cursor)
+            while not status.is_final:
+                try:
+                    msg = await asyncio.wait_for(self._queue.get(), self.heartbeat_seconds)
+                except TimeoutError:
+                    yield b": heartbeat\n\n"
+                    continue
+                if msg.subject.startswith("progress."):
+                    progress = self._progress(msg)
+                    if progress is not None:
+                        yield format_sse("progress", progress.model_dump_json())
+                    continue
+                change = self._state_change(msg, status)
+                if change is None:
+                    continue
+                status = change.status
+                yield format_sse("state", change.model_dump_json(), msg.metadata.sequence.stream)
+        finally:
+            await self.close()
+
+    def _progress(self, msg: Msg) -> RunProgress | None:
+        try:
+            return RunProgress.model_validate_json(msg.data)
+        except ValidationError as exc:
+            logger.warning("dropping malformed progress message: %s", exc)
+            return None
+
+    def _state_change(self, msg: Msg, current: RunStatus) -> RunStateEvent | None:
+        try:
+            _, name = parse_run_event_subject(msg.subject)
+        except ValueError:
+            return None
+        new = STATE_OF_EVENT.get(name)
+        if new is None or not can_transition(current, new):
+            return None  # a request (cancel) or something the state already reflects
+        try:
+            if name == RunEventName.FAILED:
+                failed = RunFailed.model_validate_json(msg.data)
+                error = RunError(
+                    stage=failed.stage,
+                    code=failed.code,
+                    message=failed.message,
+                    retryable=failed.retryable,
+                    details=failed.details,
+                )
+                at = failed.at
+            else:
+                error, at = None, RunMessage.model_validate_json(msg.data).at
+        except ValidationError as exc:
+            logger.warning("dropping malformed %s event: %s", name.value, exc)
+            return None
+        return RunStateEvent(run_id=self.run_id, status=new, event=name.value, at=at, error=error)
