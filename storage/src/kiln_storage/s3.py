@@ -180,11 +180,20 @@ class S3RunStore:
         parse_run_id(run_id)
         record, input_name, input_bytes = new_record(run_id, request, utc_now())
         if not self._create(self.run_key(run_id, input_name), input_bytes):
+            self._wait_for_record(run_id)  # so a caller reading it next finds it
             raise RunExistsError(run_id)
         if not self._create(self.run_key(run_id, METADATA_FILE), dump_record(record)):
             raise RunExistsError(run_id)
         self._changed(run_id)
         return record
+
+    def _wait_for_record(self, run_id: str, seconds: float = 5) -> None:
+        """Another creator wrote the input and is about to write the record: give it a moment.
+        (A creator that died in between leaves no record; the run id is then spent.)"""
+        deadline = time.monotonic() + seconds
+        key = self.run_key(run_id, METADATA_FILE)
+        while not self._exists(key) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _read_tagged(self, run_id: str) -> tuple[RunRecord, str]:
         try:
