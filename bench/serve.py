@@ -24,6 +24,7 @@ import httpx
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunRequest
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
+from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from kiln_storage.local import RunStore
 from PIL import Image
 
@@ -52,8 +53,12 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(name: str, url: str, seconds: int, connections: int) -> Result:
+def wrk(
+    name: str, url: str, seconds: int, connections: int, headers: dict[str, str] | None = None
+) -> Result:
     argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    for header, value in (headers or {}).items():
+        argv += ["-H", f"{header}: {value}"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.MULTILINE))
@@ -245,9 +250,17 @@ def main() -> None:
             f"{gateway_url}/healthz",
         )
         through = f"{gateway_url}/api{file_path}"
-        assert httpx.get(through).content == data
+        # The gateway serves a run's files to its participant or to a researcher.
+        researcher = {"Authorization": f"Bearer {DEV_RESEARCHER_TOKEN}"}
+        assert httpx.get(through, headers=researcher).content == data
         results.append(
-            wrk("gateway → media (1 worker each)", through, args.seconds, args.connections)
+            wrk(
+                "gateway → media (1 worker each)",
+                through,
+                args.seconds,
+                args.connections,
+                researcher,
+            )
         )
     finally:
         while processes:

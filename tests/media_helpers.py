@@ -72,13 +72,18 @@ def started_event(stack: Stack, run_id: str) -> RunStarted:
 
 
 def publish(
-    stack: Stack, event: RunMessage, name: RunEventName, *, redelivery: bool = False
+    stack: Stack,
+    event: RunMessage,
+    name: RunEventName,
+    *,
+    redelivery: bool = False,
+    nats_url: str | None = None,
 ) -> None:
     """Publish a run event as the pipeline does. ``redelivery`` gives it a fresh Nats-Msg-Id so
     JetStream cannot drop it: the consumer really receives the same event a second time."""
 
     async def send() -> None:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(nats_url or stack.nats_url)
         try:
             js = nc.jetstream()
             subject = run_event_subject(event.run_id, name)

@@ -64,15 +64,22 @@ def _listed(client: httpx.Client, run_id: str) -> bool:
 def test_one_run_id_is_created_once_across_replicas(
     media: httpx.Client, replica: httpx.Client
 ) -> None:
+    """Eight creates of one id race on both replicas, with two different requests: one request
+    wins; its repeats get the run (creation is idempotent), the other request gets 409."""
     run_id = new_run_id()
 
-    def create(client: httpx.Client) -> int:
-        body = {"run_id": run_id, "request": {"workflow": "noise", "input_text": "x"}}
-        return client.post("/runs", json=body).status_code
+    def create(job: tuple[httpx.Client, str]) -> tuple[str, int]:
+        client, text = job
+        body = {"run_id": run_id, "request": {"workflow": "noise", "input_text": text}}
+        return text, client.post("/runs", json=body).status_code
 
+    jobs = [(client, text) for text in ("a", "b") for client in (media, replica, media, replica)]
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(create, [media, replica] * 4))
-    assert sorted(statuses) == [201] + [409] * 7
+        answers = list(pool.map(create, jobs))
+    winner = media.get(f"/runs/{run_id}").json()["request"]["input_text"]
+    assert sorted(status for text, status in answers if text == winner) == [201] * 4
+    assert sorted(status for text, status in answers if text != winner) == [409] * 4
+    assert replica.get(f"/runs/{run_id}/files/01_input.txt").content == winner.encode()
 
 
 def test_concurrent_writes_to_one_run_from_both_lose_nothing(

@@ -5,9 +5,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunRequest
@@ -34,11 +32,8 @@ def run_id(store: RunStore) -> str:
 @pytest.fixture(scope="session")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedMini]:
     """A real S3 endpoint (SeaweedFS ``weed mini``), shared by the session."""
-    server = WeedMini(tmp_path_factory.mktemp("weed")).start()
-    try:
+    with WeedMini(tmp_path_factory.mktemp("weed")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -50,14 +45,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callab
         yield lambda: RunStore(root)
         return
     weed: WeedMini = request.getfixturevalue("weed")
-    client = boto3.client(
-        "s3",
-        endpoint_url=weed.endpoint,
-        aws_access_key_id=weed.access_key,
-        aws_secret_access_key=weed.secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    client = weed.client()
     bucket = "kiln-test"
     with suppress(ClientError):
         client.create_bucket(Bucket=bucket)

@@ -149,3 +149,14 @@ def test_an_entity_named_as_existing_is_stored_once(store: RunStore, run_id: str
     assert again == first
     assert [e.seq for e in store.read(run_id).entities] == [1, 2]
     assert not [p for p in store.run_dir(run_id).iterdir() if p.name.startswith(".incoming")]
+
+
+def test_a_leftover_of_an_interrupted_write_does_not_block_the_run(
+    store: RunStore, run_id: str
+) -> None:
+    # A writer died after renaming 02_note.txt into place but before listing it.
+    (store.run_dir(run_id) / "02_note.txt").write_bytes(b"half a story")
+    entity = store.add_bytes(run_id, b"whole", "note", "txt", "text/plain", {})
+    assert entity.filename == "02_note.txt"
+    assert (store.run_dir(run_id) / "02_note.txt").read_bytes() == b"whole"
+    assert store.read(run_id).entities[-1].sha256 == entity.sha256

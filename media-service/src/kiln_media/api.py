@@ -7,12 +7,11 @@ from collections.abc import Awaitable
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib.metadata import version
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from kiln_common.errors import error_response
 from kiln_contracts.api import (
     BlockEntityBody,
@@ -30,9 +29,16 @@ from kiln_contracts.layout import InvalidFilenameError
 from kiln_contracts.records import Entity, RunRecord, RunStatus, Stage
 from kiln_storage.index import InvalidCursorError, RunFilter
 from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, StorageError
+from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from kiln_media.catalog import Deletion, UnknownMediaKindError, parse_instant
+from kiln_media.catalog import (
+    Deletion,
+    RunCatalog,
+    StoredFile,
+    UnknownMediaKindError,
+    parse_instant,
+)
 from kiln_media.deps import CatalogDep, RunIdDep, ServiceDep, StateDep
 from kiln_media.errors import MediaError
 
@@ -88,7 +94,7 @@ def _not_found(exc: Exception) -> MediaError:
     return MediaError(ErrorCode.FILE_NOT_FOUND, str(exc), 404)
 
 
-async def _resolve(lookup: Awaitable[tuple[Path, Entity]]) -> tuple[Path, Entity]:
+async def _resolve(lookup: Awaitable[StoredFile]) -> StoredFile:
     try:
         return await lookup
     except InvalidFilenameError as exc:
@@ -116,12 +122,13 @@ def _not_modified_since(header: str, created_at: datetime) -> bool:
     return since.tzinfo is not None and created_at.replace(microsecond=0) <= since
 
 
-def _serve(request: Request, run_id: str, path: Path, entity: Entity) -> Response:
+def _serve(request: Request, stored: StoredFile, catalog: RunCatalog) -> Response:
     """An entity with validators and caching headers; 304, 206 (Range) and 451 (blocked)."""
+    entity = stored.entity
     if entity.blocked is not None:
         raise MediaError(
             ErrorCode.BLOCKED,
-            f"{entity.filename} of run {run_id} is blocked: {entity.blocked.reason}",
+            f"{entity.filename} of run {stored.run_id} is blocked: {entity.blocked.reason}",
             451,
         )
     etag = f'"{entity.sha256}"'
@@ -139,10 +146,11 @@ def _serve(request: Request, run_id: str, path: Path, entity: Entity) -> Respons
     ):
         return Response(status_code=304, headers=headers)
     byte_range = request.headers.get("range")
+    ranges: list[tuple[int, int]] = []
     if byte_range is not None:
         # Starlette answers bad ranges in plain text; check first so errors stay JSON.
         try:
-            FileResponse._parse_range_header(byte_range, entity.size)
+            ranges = FileResponse._parse_range_header(byte_range, entity.size)
         except MalformedRangeHeader as exc:
             raise MediaError(ErrorCode.INVALID_REQUEST, exc.content, 400) from None
         except RangeNotSatisfiable:
@@ -152,7 +160,24 @@ def _serve(request: Request, run_id: str, path: Path, entity: Entity) -> Respons
                 f"{byte_range!r} is outside {entity.filename} ({entity.size} bytes)"[:300],
                 {"Content-Range": f"bytes */{entity.size}"},
             )
-    return LargeChunkFileResponse(path, media_type=entity.mime, headers=headers)
+    if stored.path is not None:
+        return LargeChunkFileResponse(stored.path, media_type=entity.mime, headers=headers)
+    # No local file (S3): stream it, honouring one range (several get the whole file).
+    if_range = request.headers.get("if-range")
+    start, end, status = 0, entity.size, 200
+    if len(ranges) == 1 and (if_range is None or if_range == etag):
+        (start, end), status = ranges[0], 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{entity.size}"
+    headers["Content-Length"] = str(end - start)
+    headers["Accept-Ranges"] = "bytes"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=entity.mime)
+    return StreamingResponse(
+        iterate_in_threadpool(catalog.stream(stored, start, end)),
+        status_code=status,
+        headers=headers,
+        media_type=entity.mime,
+    )
 
 
 class LargeChunkFileResponse(FileResponse):
@@ -166,8 +191,7 @@ class LargeChunkFileResponse(FileResponse):
 async def get_file(
     run_id: RunIdDep, filename: str, request: Request, catalog: CatalogDep
 ) -> Response:
-    path, entity = await _resolve(catalog.entity_file(run_id, filename))
-    return _serve(request, run_id, path, entity)
+    return _serve(request, await _resolve(catalog.entity_file(run_id, filename)), catalog)
 
 
 @router.api_route("/media/{kind}/{run_id}", methods=["GET", "HEAD"], response_model=None)
@@ -175,8 +199,7 @@ async def get_newest_media(
     kind: str, run_id: RunIdDep, request: Request, catalog: CatalogDep
 ) -> Response:
     """The newest output of a kind (image, audio, video): the replaced system's URLs."""
-    path, entity = await _resolve(catalog.media(kind, run_id, None))
-    return _serve(request, run_id, path, entity)
+    return _serve(request, await _resolve(catalog.media(kind, run_id, None)), catalog)
 
 
 @router.api_route("/media/{kind}/{run_id}/{index}", methods=["GET", "HEAD"], response_model=None)
@@ -188,8 +211,7 @@ async def get_media(
     catalog: CatalogDep,
 ) -> Response:
     """The ``index``-th output of a kind, 0-based in the order they were stored."""
-    path, entity = await _resolve(catalog.media(kind, run_id, index))
-    return _serve(request, run_id, path, entity)
+    return _serve(request, await _resolve(catalog.media(kind, run_id, index)), catalog)
 
 
 @router.put("/runs/{run_id}/entities/{filename}/block", response_model=Entity)
@@ -289,5 +311,5 @@ async def system(state: StateDep) -> ServiceInfo:
         instance_id=state.settings.instance_id,
         version=version("kiln-media"),
         storage_id=state.storage_id,
-        storage_root=str(state.settings.storage_root),
+        storage_root=state.settings.storage_location,
     )

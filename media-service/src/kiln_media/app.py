@@ -15,8 +15,10 @@ from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
+from kiln_storage.base import RunStorage, StorageError
 from kiln_storage.index import RunIndex
 from kiln_storage.local import RunStore
+from kiln_storage.s3 import S3RunStore
 
 from kiln_media.api import router
 from kiln_media.catalog import RunCatalog
@@ -45,13 +47,20 @@ async def _every(
         await anyio.sleep(seconds)
 
 
+def open_storage(settings: MediaSettings) -> RunStorage:
+    if settings.storage_url is not None:
+        return S3RunStore.from_url(settings.storage_url, spool=settings.media_spool_dir)
+    assert settings.storage_root is not None  # the settings refuse neither being set
+    return RunStore(settings.storage_root)
+
+
 def create_app(settings: MediaSettings | None = None) -> FastAPI:
     settings = settings or MediaSettings()  # read from the environment
     configure_logging("media-service", settings.instance_id, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = RunStore(settings.storage_root)
+        store = open_storage(settings)
         storage_id = await anyio.to_thread.run_sync(store.ensure_storage_id)
         index = RunIndex(store, settings.media_index_path)
         catalog = RunCatalog(store, index, settings.instance_id)
@@ -74,7 +83,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
                 JetStreamPublisher(js),
                 fetch_attempts=settings.media_fetch_attempts,
             )
-            app.state.media = MediaState(settings, service, storage_id, nc, catalog)
+            app.state.media = MediaState(settings, service, storage_id, nc, catalog, store)
             consumer = build_consumer(js, service, settings.media_consumer_concurrency)
             await consumer.start()
             try:
@@ -115,10 +124,16 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
 
     async def readiness() -> dict[str, str]:
         state: MediaState = app.state.media
-        root_ok = (settings.storage_root / "storage-id").is_file()
+        try:
+            same_root = await anyio.to_thread.run_sync(state.store.read_storage_id) == (
+                state.storage_id
+            )
+        except (OSError, StorageError, ValueError) as exc:
+            logger.error("storage root unreadable: %s", exc)
+            same_root = False
         return {
             "nats": "ok" if state.nc.is_connected else "disconnected",
-            "storage": "ok" if root_ok else "storage-id missing",
+            "storage": "ok" if same_root else "storage-id missing or changed",
         }
 
     install_health_routes(app, readiness)

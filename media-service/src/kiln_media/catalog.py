@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,12 @@ from pathlib import Path
 import anyio
 from kiln_contracts.api import DeletionReport
 from kiln_contracts.records import Entity, RunRecord, utc_now
+from kiln_storage.base import (
+    EntityNotFoundError,
+    RunNotFoundError,
+    RunStorage,
+    StorageError,
+)
 from kiln_storage.index import (
     RunFilter,
     RunIndex,
@@ -22,11 +29,22 @@ from kiln_storage.index import (
     decode_cursor,
     encode_cursor,
 )
-from kiln_storage.local import EntityNotFoundError, RunNotFoundError, RunStore
+from kiln_storage.local import RunStore
+from kiln_storage.s3 import S3RunStore
 
 logger = logging.getLogger("kiln.media.catalog")
 
 MEDIA_KINDS = ("image", "audio", "video")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An entity to serve: with a local path the server sends the file itself (sendfile or
+    pathsend); without one (S3) it is streamed through ``RunCatalog.stream``."""
+
+    run_id: str
+    entity: Entity
+    path: Path | None
 
 
 class UnknownMediaKindError(ValueError):
@@ -53,7 +71,7 @@ def _matches(record: RunRecord, where: RunFilter) -> bool:
 
 
 class RunCatalog:
-    def __init__(self, store: RunStore, index: RunIndex, instance_id: str) -> None:
+    def __init__(self, store: RunStorage, index: RunIndex, instance_id: str) -> None:
         self.store = store
         self.index = index
         self.instance_id = instance_id
@@ -92,7 +110,19 @@ class RunCatalog:
         return await anyio.to_thread.run_sync(self.index.sync, recent_days)
 
     # -- serving -----------------------------------------------------------------------------
-    def _media(self, kind: str, run_id: str, index: int | None) -> tuple[Path, Entity]:
+    def _file(self, run_id: str, filename: str) -> StoredFile:
+        if isinstance(self.store, RunStore):
+            path, entity = self.store.entity_path(run_id, filename)
+            return StoredFile(run_id, entity, path)
+        return StoredFile(run_id, self.store.entity(run_id, filename), None)
+
+    def stream(self, stored: StoredFile, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive) of a file the server cannot send itself."""
+        if not isinstance(self.store, S3RunStore):
+            raise StorageError(f"{stored.entity.filename} has a path; serve the file")
+        return self.store.iter_range(stored.run_id, stored.entity.filename, start, end)
+
+    def _media(self, kind: str, run_id: str, index: int | None) -> StoredFile:
         if kind not in MEDIA_KINDS:
             raise UnknownMediaKindError(kind)
         record = self.store.read(run_id)
@@ -105,14 +135,14 @@ class RunCatalog:
                 run_id, f"{kind} output{which} (the run has {len(outputs)} {kind} outputs)"
             )
         entity = outputs[-1] if index is None else outputs[index]
-        return self.store.entity_path(run_id, entity.filename)
+        return self._file(run_id, entity.filename)
 
-    async def media(self, kind: str, run_id: str, index: int | None) -> tuple[Path, Entity]:
+    async def media(self, kind: str, run_id: str, index: int | None) -> StoredFile:
         """The newest output of a kind, or the ``index``-th (0-based, in the order stored)."""
         return await anyio.to_thread.run_sync(self._media, kind, run_id, index)
 
-    async def entity_file(self, run_id: str, filename: str) -> tuple[Path, Entity]:
-        return await anyio.to_thread.run_sync(self.store.entity_path, run_id, filename)
+    async def entity_file(self, run_id: str, filename: str) -> StoredFile:
+        return await anyio.to_thread.run_sync(self._file, run_id, filename)
 
     async def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity:
         entity = await anyio.to_thread.run_sync(self.store.set_blocked, run_id, filename, reason)

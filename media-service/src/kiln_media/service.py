@@ -33,7 +33,7 @@ from kiln_contracts.records import (
     can_transition,
     utc_now,
 )
-from kiln_storage.local import RunExistsError, RunStore, StagedFile
+from kiln_storage.base import RunExistsError, RunStorage, StagedFile
 
 from kiln_media.formats import check_format, mime_for, probe
 from kiln_media.ports import EventPublisher, OutputFetchError, OutputSource
@@ -84,7 +84,7 @@ def _transition(
 class MediaService:
     def __init__(
         self,
-        store: RunStore,
+        store: RunStorage,
         source: OutputSource,
         publisher: EventPublisher,
         fetch_attempts: int = 4,

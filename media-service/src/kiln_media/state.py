@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kiln_storage.base import RunStorage
 from nats.aio.client import Client as NatsClient
 
 from kiln_media.catalog import RunCatalog
@@ -16,3 +17,4 @@ class MediaState:
     storage_id: str
     nc: NatsClient
     catalog: RunCatalog
+    store: RunStorage

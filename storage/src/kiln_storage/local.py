@@ -7,6 +7,7 @@ record happens under a per-run lock that also holds between processes on one vol
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -60,6 +61,8 @@ __all__ = [
     "StorageError",
     "write_atomic",
 ]
+
+logger = logging.getLogger("kiln.storage")
 
 AUDIT_DIR = "audit"
 DELETIONS_LOG = "deletions.jsonl"
@@ -123,7 +126,10 @@ class RunStore:
             finally:
                 Path(tmp).unlink(missing_ok=True)
             _fsync_dir(self.root)
-        storage_id = id_path.read_text().strip()
+        return self.read_storage_id()
+
+    def read_storage_id(self) -> str:
+        storage_id = (self.root / STORAGE_ID_FILE).read_text().strip()
         uuid.UUID(storage_id)
         return storage_id
 
@@ -251,7 +257,13 @@ class RunStore:
             entity = new_entity(record.next_seq(), entity_type, ext, mime, staged, meta)
             target = run_dir / entity.filename
             if target.exists():
-                raise StorageError(f"{entity.filename} exists but is not in metadata.json")
+                # Not listed, and nobody else can be writing it while we hold the lock: the
+                # leftover of a writer that died between rename and record. Replace it.
+                logger.warning(
+                    "%s was on disk but not listed (an interrupted write); replacing it",
+                    entity.filename,
+                    extra={"run_id": run_id},
+                )
             os.replace(staged.path, target)
             _fsync_dir(run_dir)
             updated = record.model_copy(update={"entities": [*record.entities, entity]})

@@ -122,9 +122,11 @@ class S3RunStore:
         self._guard = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, client: S3Client | None = None) -> S3RunStore:
+    def from_url(
+        cls, url: str, client: S3Client | None = None, spool: Path | None = None
+    ) -> S3RunStore:
         location = S3Location.parse(url)
-        return cls(client or s3_client(), location.bucket, location.prefix)
+        return cls(client or s3_client(), location.bucket, location.prefix, spool)
 
     def _changed(self, run_id: str) -> None:
         for listener in self.listeners:
@@ -164,7 +166,10 @@ class S3RunStore:
     def ensure_storage_id(self) -> str:
         key = self._key(STORAGE_ID_FILE)
         self._create(key, (str(uuid.uuid4()) + "\n").encode())
-        storage_id = self._get(key)[0].decode().strip()
+        return self.read_storage_id()
+
+    def read_storage_id(self) -> str:
+        storage_id = self._get(self._key(STORAGE_ID_FILE))[0].decode().strip()
         uuid.UUID(storage_id)
         return storage_id
 
@@ -175,11 +180,20 @@ class S3RunStore:
         parse_run_id(run_id)
         record, input_name, input_bytes = new_record(run_id, request, utc_now())
         if not self._create(self.run_key(run_id, input_name), input_bytes):
+            self._wait_for_record(run_id)  # so a caller reading it next finds it
             raise RunExistsError(run_id)
         if not self._create(self.run_key(run_id, METADATA_FILE), dump_record(record)):
             raise RunExistsError(run_id)
         self._changed(run_id)
         return record
+
+    def _wait_for_record(self, run_id: str, seconds: float = 5) -> None:
+        """Another creator wrote the input and is about to write the record: give it a moment.
+        (A creator that died in between leaves no record; the run id is then spent.)"""
+        deadline = time.monotonic() + seconds
+        key = self.run_key(run_id, METADATA_FILE)
+        while not self._exists(key) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _read_tagged(self, run_id: str) -> tuple[RunRecord, str]:
         try:
@@ -388,6 +402,14 @@ class S3RunStore:
                     f"{filename} is listed for run {run_id} but missing on S3"
                 ) from None
             raise
+        yield from response["Body"].iter_chunks(CHUNK_SIZE)
+
+    def iter_range(self, run_id: str, filename: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive) of an entity, streamed (for HTTP Range)."""
+        key = self.run_key(parse_run_id(run_id), parse_entity_filename(filename))
+        response = self.client.get_object(
+            Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+        )
         yield from response["Body"].iter_chunks(CHUNK_SIZE)
 
     # -- deletion ----------------------------------------------------------------------------

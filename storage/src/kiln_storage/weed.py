@@ -12,6 +12,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 PORT_FLAGS = [
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "volume.port.public",
@@ -83,6 +90,24 @@ class WeedMini:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"weed mini did not answer within {timeout:g} s")
+
+    def client(self) -> S3Client:
+        """A boto3 client for this endpoint, path-style, with its keys."""
+        client: S3Client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        return client
+
+    def __enter__(self) -> WeedMini:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
