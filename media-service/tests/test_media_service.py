@@ -132,3 +132,37 @@ async def test_create_is_idempotent_for_the_same_request_only(service: MediaServ
     assert again == first
     with pytest.raises(RunExistsError):
         await service.create_run(run_id, RunRequest(workflow="noise", input_text="another"))
+
+
+async def test_a_started_applied_after_the_outputs_keeps_history_and_provenance(
+    service: MediaService, source: FakeSource, run_id: str
+) -> None:
+    from datetime import timedelta
+
+    started = RunStarted(
+        run_id=run_id, backend="comfyui-0", backend_url="http://b", seed=9, graph={"1": {}}
+    )
+    started = started.model_copy(update={"at": started.at - timedelta(seconds=1)})
+    source.files["a.png"] = tiny_png()
+    await service.on_generated(generated(run_id, "a.png"))
+    await service.on_started(started)
+    await service.on_started(started)  # and redelivered
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.COMPLETED
+    assert [e.event for e in record.events] == ["created", "started", "generated", "stored"]
+    assert record.backend == "comfyui-0"
+    workflows = [e for e in record.entities if e.type == "workflow"]
+    assert len(workflows) == 1
+    assert workflows[0].meta["seed"] == 9
+
+
+async def test_a_started_after_a_failure_is_ignored(service: MediaService, run_id: str) -> None:
+    await service.on_failed(
+        RunFailed(run_id=run_id, stage=Stage.BACKEND, code=ErrorCode.TIMEOUT, message="slow")
+    )
+    await service.on_started(
+        RunStarted(run_id=run_id, backend="b", backend_url="http://b", graph={})
+    )
+    record = await service.get_run(run_id)
+    assert [e.event for e in record.events] == ["created", "failed"]
+    assert [e.type for e in record.entities] == ["input"]

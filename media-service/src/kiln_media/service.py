@@ -81,6 +81,33 @@ def _transition(
     return record.model_copy(update={"status": status, "events": [*record.events, entry], **fields})
 
 
+def _late_started(record: RunRecord, event: RunStarted) -> RunRecord | None:
+    """A ``started`` that arrives after the run moved on (consumers work on several messages at
+    once, so ``generated`` can be applied first) still happened first: put it in the history
+    at its own time, without moving the status back. One that truly came after a failure or
+    cancel is ignored."""
+    if any(entry.event == "started" for entry in record.events):
+        return None
+    if record.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        ended_at = max(entry.at for entry in record.events)
+        if event.at >= ended_at:
+            logger.info("ignoring started: run was %s before it", record.status.value)
+            return None
+    entry = RunHistoryEntry(
+        at=event.at,
+        event="started",
+        status=RunStatus.RUNNING,
+        detail={"backend": event.backend, "seed": event.seed, "applied_late": True},
+    )
+    logger.info("started applied late (run is %s); history kept in time order", record.status.value)
+    return record.model_copy(
+        update={
+            "events": sorted([*record.events, entry], key=lambda e: e.at),
+            "backend": record.backend or event.backend,
+        }
+    )
+
+
 class MediaService:
     def __init__(
         self,
@@ -134,17 +161,20 @@ class MediaService:
     # -- events from the pipeline ------------------------------------------------------------
     async def on_started(self, event: RunStarted) -> None:
         def change(record: RunRecord) -> RunRecord | None:
-            return _transition(
+            moved = _transition(
                 record,
                 RunStatus.RUNNING,
                 "started",
                 {"backend": event.backend, "seed": event.seed},
                 backend=event.backend,
             )
+            return moved if moved is not None else _late_started(record, event)
 
         record = await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
-        # The exact graph sent to ComfyUI is provenance: store it once, even on a redelivery.
-        if not any(e.type == "workflow" for e in record.entities) and not record.status.is_final:
+        # The exact graph sent to ComfyUI is provenance: store it once (even on a redelivery,
+        # even when the started event was applied after the outputs).
+        started = any(entry.event == "started" for entry in record.events)
+        if started and not any(e.type == "workflow" for e in record.entities):
             graph = json.dumps(event.graph, indent=2, sort_keys=True).encode()
             meta: dict[str, Any] = {"backend": event.backend}
             if event.seed is not None:
