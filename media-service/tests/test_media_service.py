@@ -139,10 +139,15 @@ async def test_a_started_applied_after_the_outputs_keeps_history_and_provenance(
 ) -> None:
     from datetime import timedelta
 
+    created_at = (await service.get_run(run_id)).events[0].at
     started = RunStarted(
-        run_id=run_id, backend="comfyui-0", backend_url="http://b", seed=9, graph={"1": {}}
+        run_id=run_id,
+        backend="comfyui-0",
+        backend_url="http://b",
+        seed=9,
+        graph={"1": {}},
+        at=created_at + timedelta(milliseconds=1),
     )
-    started = started.model_copy(update={"at": started.at - timedelta(seconds=1)})
     source.files["a.png"] = tiny_png()
     await service.on_generated(generated(run_id, "a.png"))
     await service.on_started(started)
