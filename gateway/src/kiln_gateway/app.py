@@ -13,6 +13,7 @@ from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
+from kiln_common.settings import Environment
 
 from kiln_gateway.api import router
 from kiln_gateway.auth import resolve_cookie_secret, resolve_researcher_token
@@ -137,6 +138,7 @@ def install_identity(app: FastAPI, cookies: DeviceCookies, settings: GatewaySett
                 max_age=int(settings.gateway_device_rotation_hours * 3600 * 2),
                 httponly=True,
                 samesite="lax",
-                secure=settings.gateway_cookie_secure,
+                # Production is served over TLS: never send the cookie in clear there.
+                secure=settings.gateway_cookie_secure or settings.env == Environment.PRODUCTION,
             )
         return response
