@@ -45,6 +45,15 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.http = http
 
+    def _transport_error(self, exc: httpx.HTTPError) -> GatewayError:
+        if isinstance(exc, httpx.TimeoutException):
+            return GatewayError(
+                ErrorCode.UPSTREAM_TIMEOUT, f"{self.name} did not answer in time", 504
+            )
+        return GatewayError(
+            ErrorCode.UPSTREAM_UNAVAILABLE, f"{self.name} is unavailable: {type(exc).__name__}", 503
+        )
+
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self.http.request(
@@ -53,16 +62,8 @@ class Upstream:
                 headers=_headers(kwargs.pop("headers", None)),
                 **kwargs,
             )
-        except httpx.TimeoutException as exc:
-            raise GatewayError(
-                ErrorCode.UPSTREAM_TIMEOUT, f"{self.name} did not answer in time", 504
-            ) from exc
         except httpx.HTTPError as exc:
-            raise GatewayError(
-                ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"{self.name} is unavailable: {type(exc).__name__}",
-                503,
-            ) from exc
+            raise self._transport_error(exc) from exc
         _raise_for(self.name, response)
         return response
 
@@ -80,13 +81,5 @@ class Upstream:
                     await response.aread()
                     _raise_for(self.name, response)
                 yield response
-        except httpx.TimeoutException as exc:
-            raise GatewayError(
-                ErrorCode.UPSTREAM_TIMEOUT, f"{self.name} did not answer in time", 504
-            ) from exc
         except httpx.HTTPError as exc:
-            raise GatewayError(
-                ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"{self.name} is unavailable: {type(exc).__name__}",
-                503,
-            ) from exc
+            raise self._transport_error(exc) from exc
