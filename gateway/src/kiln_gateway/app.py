@@ -57,7 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 js,
                 settings.gateway_max_input_chars,
                 await IdempotencyStore.open(js, settings.gateway_idempotency_hours),
-                DeviceRateLimiter(settings.gateway_runs_per_device_per_minute),
+                await DeviceRateLimiter.open(js, settings.gateway_runs_per_device_per_minute),
                 QueueDepthGuard(
                     js, settings.gateway_queue_consumer, settings.gateway_max_queue_depth
                 ),

@@ -128,7 +128,7 @@ class RunCreator:
         )
 
     async def _create(self, request: RunRequest, origin: Origin) -> RunAccepted:
-        self.rate_limiter.check(origin.device_id)
+        await self.rate_limiter.check(origin.device_id)
         await self.queue_guard.check()
         run_id = new_run_id()
         with run_context(run_id):

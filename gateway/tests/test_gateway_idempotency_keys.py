@@ -3,27 +3,6 @@ from __future__ import annotations
 import pytest
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.idempotency import IdempotencyStore, body_hash
-from kiln_gateway.limits import DeviceRateLimiter
-
-
-def test_a_device_is_limited_per_sliding_minute() -> None:
-    limiter = DeviceRateLimiter(per_minute=2)
-    limiter.check("a", now=0)
-    limiter.check("a", now=10)
-    with pytest.raises(GatewayError) as refused:
-        limiter.check("a", now=20)
-    assert refused.value.status_code == 429
-    assert refused.value.headers == {"Retry-After": "40"}
-    limiter.check("b", now=20)  # another device is not affected
-    limiter.check("a", now=60)  # the first hit left the window
-
-
-def test_idle_devices_are_forgotten() -> None:
-    limiter = DeviceRateLimiter(per_minute=5, max_devices=2)
-    for device in ("a", "b", "c"):
-        limiter.check(device, now=0)
-    limiter.check("d", now=120)
-    assert set(limiter._hits) == {"d"}
 
 
 def test_the_body_hash_ignores_key_order_only() -> None:
