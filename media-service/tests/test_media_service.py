@@ -59,7 +59,9 @@ async def test_generated_stores_each_output_once_and_completes(
     assert outputs[0].meta["height"] == 4
     assert (store.run_dir(run_id) / "02_output_image.png").read_bytes() == tiny_png(5, 4)
     assert source.calls == ["3_00001_.png"]
-    assert [e.filenames for e in publisher.stored_events] == [["02_output_image.png"]]
+    # The redelivery announces `stored` again with the same content (JetStream drops the repeat
+    # by its Nats-Msg-Id), so a crash between storing and announcing cannot lose the announcement.
+    assert [e.filenames for e in publisher.stored_events] == [["02_output_image.png"]] * 2
 
 
 async def test_transient_fetch_errors_are_retried(
@@ -116,3 +118,17 @@ async def test_events_after_a_final_state_change_nothing(
     assert record.error.code == ErrorCode.TIMEOUT
     assert [e.type for e in record.entities] == ["input"]
     assert source.calls == []
+
+
+async def test_create_is_idempotent_for_the_same_request_only(service: MediaService) -> None:
+    from kiln_contracts.ids import new_run_id
+    from kiln_contracts.records import RunRequest
+    from kiln_storage.local import RunExistsError
+
+    run_id = new_run_id()
+    request = RunRequest(workflow="noise", input_text="a kite")
+    first = await service.create_run(run_id, request)
+    again = await service.create_run(run_id, request)
+    assert again == first
+    with pytest.raises(RunExistsError):
+        await service.create_run(run_id, RunRequest(workflow="noise", input_text="another"))

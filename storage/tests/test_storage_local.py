@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kiln_contracts.ids import new_run_id, run_date
 from kiln_contracts.layout import InvalidFilenameError
-from kiln_contracts.records import RunRecord, RunRequest, RunStatus
+from kiln_contracts.records import Entity, RunRecord, RunRequest, RunStatus
 from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, RunStore
 
 
@@ -95,3 +95,57 @@ def test_two_processes_on_one_volume_lose_nothing(store: RunStore, run_id: str) 
     on_disk = {p.name for p in store.run_dir(run_id).iterdir() if not p.name.startswith(".")}
     assert on_disk == {e.filename for e in record.entities} | {"metadata.json"}
     json.loads((store.run_dir(run_id) / "metadata.json").read_text())
+
+
+def test_blocking_is_recorded_and_reversible(store: RunStore, run_id: str) -> None:
+    entity = store.set_blocked(run_id, "01_input.txt", "shows a face")
+    assert entity.blocked is not None
+    assert entity.blocked.reason == "shows a face"
+    record = store.read(run_id)
+    assert record.entities[0].blocked == entity.blocked
+    assert record.events[-1].event == "blocked"
+    assert record.events[-1].detail == {"filename": "01_input.txt", "reason": "shows a face"}
+    # Blocking again with the same reason writes nothing new.
+    store.set_blocked(run_id, "01_input.txt", "shows a face")
+    assert len(store.read(run_id).events) == len(record.events)
+    assert store.set_blocked(run_id, "01_input.txt", None).blocked is None
+    assert store.read(run_id).events[-1].event == "unblocked"
+    with pytest.raises(EntityNotFoundError):
+        store.set_blocked(run_id, "09_output_image.png", "x")
+    with pytest.raises(InvalidFilenameError):
+        store.set_blocked(run_id, "../metadata.json", "x")
+
+
+def test_deleting_a_run_removes_the_folder_and_audits_once(store: RunStore, run_id: str) -> None:
+    folder = store.run_dir(run_id)
+    assert store.delete_run(run_id, "request", "media-1", {"note": "test"})
+    assert not folder.exists()
+    assert [p.name for p in folder.parent.iterdir()] == []  # nothing left behind
+    with pytest.raises(RunNotFoundError):
+        store.read(run_id)
+    assert not store.delete_run(run_id, "request", "media-2", {})
+    (line,) = store.read_audit()
+    assert line["run_id"] == run_id
+    assert line["reason"] == "request"
+    assert line["actor"] == "media-1"
+    assert line["files"] == ["01_input.txt"]
+    assert line["note"] == "test"
+
+
+def test_iterating_runs_and_streaming_an_entity(store: RunStore) -> None:
+    ids = [new_run_id() for _ in range(3)]
+    for run_id in ids:
+        store.create_run(run_id, RunRequest(workflow="noise", input_text=run_id))
+    assert list(store.iter_run_ids()) == sorted(ids, reverse=True)
+    assert b"".join(store.iter_entity(ids[0], "01_input.txt")) == ids[0].encode()
+
+
+def test_an_entity_named_as_existing_is_stored_once(store: RunStore, run_id: str) -> None:
+    def once(record: RunRecord) -> Entity | None:
+        return next((e for e in record.entities if e.meta.get("source") == "a.png"), None)
+
+    first = store.add_bytes(run_id, b"a", "note", "txt", "text/plain", {"source": "a.png"}, once)
+    again = store.add_bytes(run_id, b"a", "note", "txt", "text/plain", {"source": "a.png"}, once)
+    assert again == first
+    assert [e.seq for e in store.read(run_id).entities] == [1, 2]
+    assert not [p for p in store.run_dir(run_id).iterdir() if p.name.startswith(".incoming")]

@@ -59,7 +59,7 @@ async def connect(url: str, name: str, connect_timeout: float = 5) -> NatsClient
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     """Declare RUNS and EXPORTS; every service may call this, the result is the same."""
     for name, subjects in (
         (RUNS_STREAM, RUNS_STREAM_SUBJECTS),
@@ -71,6 +71,7 @@ async def ensure_streams(js: JetStreamContext) -> None:
             retention=RetentionPolicy.LIMITS,
             max_age=STREAM_MAX_AGE_SECONDS,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         )
         try:
             await js.stream_info(name)
@@ -232,3 +233,7 @@ class DurableConsumer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        # A pull subscription whose fetch was cancelled never drains: without this the
+        # connection's drain() waits out its whole timeout (30 s) on every shutdown.
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()

@@ -51,6 +51,8 @@ class KilnSettings(BaseSettings):
     log_level: str = "INFO"
     nats_url: str = "nats://127.0.0.1:4222"
     nats_connect_timeout_seconds: float = Field(default=5, gt=0)
+    # 3 on a three-node JetStream cluster (infra/k8s); 1 on a single server.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
 
 
 split_urls = _split_urls

@@ -22,6 +22,9 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
+    INVALID_CURSOR = "invalid_cursor"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
+    BLOCKED = "blocked"  # 451: blocked media is kept for research but never served
     # Run failures (recorded on the run)
     INVALID_WORKFLOW = "invalid_workflow"
     BACKEND_UNAVAILABLE = "backend_unavailable"

@@ -58,3 +58,24 @@ def parse_run_event_subject(subject: str) -> tuple[str, RunEventName]:
     if len(parts) != 3 or parts[0] != "runs":
         raise ValueError(f"not a run event subject: {subject!r}")
     return parse_run_id(parts[1]), RunEventName(parts[2])
+
+
+# -- exports (stream EXPORTS) -------------------------------------------------------------
+EXPORTS_REQUESTED = "exports.requested"
+
+
+class ExportEventName(StrEnum):
+    """The per-export event subjects: ``exports.{export_id}.{name}``."""
+
+    PROGRESS = "progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def export_event_subject(export_id: str, event: ExportEventName) -> str:
+    # Export ids are UUIDv7 like run ids: the same strict check keeps subjects clean.
+    return f"exports.{parse_run_id(export_id)}.{event.value}"
+
+
+def export_events_wildcard(export_id: str) -> str:
+    return f"exports.{parse_run_id(export_id)}.*"

@@ -1,11 +1,12 @@
-"""export-service: reads the storage root (read-only) to build research archives.
-
-Archive building arrives with its own issue; this service already proves it reads the same
-storage root as media-service by reporting that root's id at /system.
+"""export-service: reads the storage root (read-only) to build research archives (BagIt bags
+as zip or tar.gz) onto its own exports volume or S3; reports the storage root's id at /system.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -20,7 +21,14 @@ from kiln_common.nats import connect, ensure_streams
 from kiln_contracts.api import ServiceInfo
 from kiln_contracts.layout import STORAGE_ID_FILE
 
+from kiln_export.api import router
 from kiln_export.config import ExportSettings
+from kiln_export.jobs import ARCHIVES_DIR, ExportJobs, JobStore
+from kiln_export.messaging import ExportPublisher, requested_consumer
+from kiln_export.state import ExportServiceState
+from kiln_export.targets import S3Location, S3Target, VolumeTarget, s3_client
+
+logger = logging.getLogger("kiln.export")
 
 
 def _read_storage_id(settings: ExportSettings) -> str | None:
@@ -31,6 +39,19 @@ def _read_storage_id(settings: ExportSettings) -> str | None:
         return None
 
 
+async def _clean_periodically(jobs: ExportJobs, settings: ExportSettings) -> None:
+    """KILN_EXPORT_TTL: expired archives (volume or S3) and their records are removed."""
+    interval = min(settings.export_cleanup_interval_seconds, settings.export_ttl.total_seconds())
+    while True:
+        try:
+            removed = await anyio.to_thread.run_sync(jobs.cleanup)
+            if removed:
+                logger.info("removed %d expired exports", removed)
+        except Exception:
+            logger.exception("export cleanup failed; will try again")
+        await asyncio.sleep(max(interval, 0.5))
+
+
 def create_app(settings: ExportSettings | None = None) -> FastAPI:
     settings = settings or ExportSettings()  # from the environment
     configure_logging("export-service", settings.instance_id, settings.log_level)
@@ -38,11 +59,29 @@ def create_app(settings: ExportSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, f"export-service {settings.instance_id}")
-        await ensure_streams(nc.jetstream())
+        js = nc.jetstream()
+        await ensure_streams(js, settings.nats_stream_replicas)
+        store = await anyio.to_thread.run_sync(JobStore, settings.export_root)
+        s3 = None
+        if settings.export_s3_url:
+            client = s3_client(settings.export_s3_endpoint_url, settings.export_s3_region)
+            s3 = S3Target(client, S3Location.parse(settings.export_s3_url))
+        volume = VolumeTarget(settings.export_root / ARCHIVES_DIR)
+        jobs = ExportJobs(settings, store, volume, s3, ExportPublisher(js))
         app.state.nc = nc
+        app.state.export = ExportServiceState(settings, nc, jobs)
+        consumer = requested_consumer(
+            js, jobs, settings.export_concurrency, settings.export_ack_wait_seconds
+        )
+        await consumer.start()
+        cleaner = asyncio.create_task(_clean_periodically(jobs, settings))
         try:
             yield
         finally:
+            cleaner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleaner
+            await consumer.stop()
             await nc.drain()
 
     app = FastAPI(title="kiln export-service", version="0.1.0", lifespan=lifespan)
@@ -53,12 +92,15 @@ def create_app(settings: ExportSettings | None = None) -> FastAPI:
     async def readiness() -> dict[str, str]:
         # media-service writes the id; until it has, this root is not (yet) the shared one.
         storage_id = await anyio.to_thread.run_sync(_read_storage_id, settings)
+        writable = settings.export_root.is_dir()
         return {
             "nats": "ok" if app.state.nc.is_connected else "disconnected",
+            "exports": "ok" if writable else f"no exports root at {settings.export_root}",
             "storage": "ok" if storage_id else f"no {STORAGE_ID_FILE} in {settings.storage_root}",
         }
 
     install_health_routes(app, readiness)
+    app.include_router(router)
 
     @app.get("/system", response_model=ServiceInfo)
     async def system() -> ServiceInfo:

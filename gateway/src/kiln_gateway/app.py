@@ -21,6 +21,7 @@ from kiln_gateway.auth import resolve_cookie_secret, resolve_researcher_token
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.errors import GatewayError
+from kiln_gateway.exports_api import router as exports_router
 from kiln_gateway.idempotency import IdempotencyStore
 from kiln_gateway.identity import DEVICE_COOKIE, DeviceCookies, Identity
 from kiln_gateway.limits import BodySizeLimit, DeviceRateLimiter, QueueDepthGuard
@@ -43,7 +44,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, f"gateway {settings.instance_id}")
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         timeout = httpx.Timeout(settings.gateway_upstream_timeout_seconds, connect=3)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
@@ -116,6 +117,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_health_routes(app, readiness)
     app.include_router(router)
+    app.include_router(exports_router)
     return app
 
 

@@ -4,8 +4,8 @@ through unchanged."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
@@ -45,25 +45,30 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.http = http
 
-    def _transport_error(self, exc: httpx.HTTPError) -> GatewayError:
-        if isinstance(exc, httpx.TimeoutException):
-            return GatewayError(
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """Map what httpx raises to what the client is told: timed out 504, unreachable 503."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise GatewayError(
                 ErrorCode.UPSTREAM_TIMEOUT, f"{self.name} did not answer in time", 504
-            )
-        return GatewayError(
-            ErrorCode.UPSTREAM_UNAVAILABLE, f"{self.name} is unavailable: {type(exc).__name__}", 503
-        )
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise GatewayError(
+                ErrorCode.UPSTREAM_UNAVAILABLE,
+                f"{self.name} is unavailable: {type(exc).__name__}",
+                503,
+            ) from exc
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
+        with self._transport_errors():
             response = await self.http.request(
                 method,
                 f"{self.base_url}{path}",
                 headers=_headers(kwargs.pop("headers", None)),
                 **kwargs,
             )
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
         _raise_for(self.name, response)
         return response
 
@@ -73,7 +78,7 @@ class Upstream:
     @asynccontextmanager
     async def stream(self, path: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
         """Open a streamed GET; 4xx/5xx are raised before any byte is passed on."""
-        try:
+        with self._transport_errors():
             async with self.http.stream(
                 "GET", f"{self.base_url}{path}", headers=_headers(headers)
             ) as response:
@@ -81,5 +86,3 @@ class Upstream:
                     await response.aread()
                     _raise_for(self.name, response)
                 yield response
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc

@@ -14,10 +14,9 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
-from websockets.sync.client import ClientConnection, connect
-
 from comfyui_sim.app import create_app
 from comfyui_sim.config import Settings
+from websockets.sync.client import ClientConnection, connect
 
 T = TypeVar("T")
 DEADLINE_SECONDS = 15.0

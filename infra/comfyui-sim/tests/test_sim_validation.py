@@ -28,7 +28,8 @@ def test_accepts_a_prompt_and_honours_the_client_chosen_prompt_id(sim: SimServer
 def test_generates_a_prompt_id_when_none_is_given_and_numbers_increase(sim: SimServer) -> None:
     first = sim.submit(image_workflow(seed=1)).json()
     second = sim.submit(image_workflow(seed=2)).json()
-    assert len(first["prompt_id"]) == 36 and first["prompt_id"] != second["prompt_id"]
+    assert len(first["prompt_id"]) == 36
+    assert first["prompt_id"] != second["prompt_id"]
     assert second["number"] == first["number"] + 1
 
 
@@ -234,3 +235,15 @@ def test_system_stats_and_api_prefix(sim: SimServer) -> None:
     assert stats["devices"][0]["type"] == "cpu"
     assert sim.http.get("/api/system_stats").json()["system"]["comfyui_version"] == "0.3.64-sim"
     assert sim.http.get("/prompt").json() == {"exec_info": {"queue_remaining": 0}}
+
+
+def test_a_dependency_cycle_is_a_validation_error(sim: SimServer) -> None:
+    prompt = {
+        "1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+    }
+    body = _error(sim.submit(prompt))
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    [error] = body["node_errors"]["2"]["errors"]
+    assert "cycle" in error["details"]

@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
-from email.utils import format_datetime
+import logging
+from collections.abc import Awaitable
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated
 
-import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, Response
-from kiln_contracts.api import CreateRunBody, FailRunBody, ServiceInfo
+from kiln_common.errors import error_response
+from kiln_contracts.api import (
+    BlockEntityBody,
+    CreateRunBody,
+    DeletionReport,
+    DeletionRequest,
+    FailRunBody,
+    RunPage,
+    ServiceInfo,
+)
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunFailed
 from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 from kiln_contracts.layout import InvalidFilenameError
-from kiln_contracts.records import RunRecord, Stage
+from kiln_contracts.records import Entity, RunRecord, RunStatus, Stage
+from kiln_storage.index import InvalidCursorError, RunFilter
 from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, StorageError
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from kiln_media.deps import RunIdDep, ServiceDep, StateDep
+from kiln_media.catalog import Deletion, UnknownMediaKindError, parse_instant
+from kiln_media.deps import CatalogDep, RunIdDep, ServiceDep, StateDep
 from kiln_media.errors import MediaError
 
+logger = logging.getLogger("kiln.media.api")
 router = APIRouter()
 
 
@@ -64,29 +82,204 @@ async def fail_run(run_id: RunIdDep, body: FailRunBody, service: ServiceDep) -> 
         raise MediaError(ErrorCode.RUN_NOT_FOUND, str(exc), 404) from None
 
 
-@router.get("/runs/{run_id}/files/{filename}", response_model=None)
-async def get_file(
-    run_id: RunIdDep, filename: str, request: Request, service: ServiceDep
-) -> Response:
+def _not_found(exc: Exception) -> MediaError:
+    if isinstance(exc, RunNotFoundError):
+        return MediaError(ErrorCode.RUN_NOT_FOUND, str(exc), 404)
+    return MediaError(ErrorCode.FILE_NOT_FOUND, str(exc), 404)
+
+
+async def _resolve(lookup: Awaitable[tuple[Path, Entity]]) -> tuple[Path, Entity]:
     try:
-        path, entity = await anyio.to_thread.run_sync(service.store.entity_path, run_id, filename)
+        return await lookup
     except InvalidFilenameError as exc:
         raise MediaError(ErrorCode.INVALID_FILENAME, str(exc), 400) from None
-    except RunNotFoundError as exc:
-        raise MediaError(ErrorCode.RUN_NOT_FOUND, str(exc), 404) from None
-    except EntityNotFoundError as exc:
-        raise MediaError(ErrorCode.FILE_NOT_FOUND, str(exc), 404) from None
+    except UnknownMediaKindError as exc:
+        raise MediaError(ErrorCode.NOT_FOUND, str(exc), 404) from None
+    except (RunNotFoundError, EntityNotFoundError) as exc:
+        raise _not_found(exc) from None
     except StorageError as exc:
+        # Listed but missing on disk: say so (it is logged as an error, never silent).
+        logger.error("%s", exc)
         raise MediaError(ErrorCode.FILE_NOT_FOUND, str(exc), 404) from None
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _not_modified_since(header: str, created_at: datetime) -> bool:
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False  # an unparseable date is ignored, as RFC 9110 asks
+    return since.tzinfo is not None and created_at.replace(microsecond=0) <= since
+
+
+def _serve(request: Request, run_id: str, path: Path, entity: Entity) -> Response:
+    """An entity with validators and caching headers; 304, 206 (Range) and 451 (blocked)."""
+    if entity.blocked is not None:
+        raise MediaError(
+            ErrorCode.BLOCKED,
+            f"{entity.filename} of run {run_id} is blocked: {entity.blocked.reason}",
+            451,
+        )
     etag = f'"{entity.sha256}"'
     headers = {
         "ETag": etag,
         "Cache-Control": "public, max-age=31536000, immutable",
         "Last-Modified": format_datetime(entity.created_at, usegmt=True),
     }
-    if etag in request.headers.get("if-none-match", ""):
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        if _etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+    elif (since := request.headers.get("if-modified-since")) and _not_modified_since(
+        since, entity.created_at
+    ):
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type=entity.mime, headers=headers)
+    byte_range = request.headers.get("range")
+    if byte_range is not None:
+        # Starlette answers bad ranges in plain text; check first so errors stay JSON.
+        try:
+            FileResponse._parse_range_header(byte_range, entity.size)
+        except MalformedRangeHeader as exc:
+            raise MediaError(ErrorCode.INVALID_REQUEST, exc.content, 400) from None
+        except RangeNotSatisfiable:
+            return error_response(
+                416,
+                ErrorCode.RANGE_NOT_SATISFIABLE,
+                f"{byte_range!r} is outside {entity.filename} ({entity.size} bytes)"[:300],
+                {"Content-Range": f"bytes */{entity.size}"},
+            )
+    return LargeChunkFileResponse(path, media_type=entity.mime, headers=headers)
+
+
+class LargeChunkFileResponse(FileResponse):
+    """Reads in 1 MiB chunks (Starlette's default is 64 KiB): each chunk is a hop to a worker
+    thread, and media files are large. Servers with ``pathsend`` skip this path entirely."""
+
+    chunk_size = 1024 * 1024
+
+
+@router.api_route("/runs/{run_id}/files/{filename}", methods=["GET", "HEAD"], response_model=None)
+async def get_file(
+    run_id: RunIdDep, filename: str, request: Request, catalog: CatalogDep
+) -> Response:
+    path, entity = await _resolve(catalog.entity_file(run_id, filename))
+    return _serve(request, run_id, path, entity)
+
+
+@router.api_route("/media/{kind}/{run_id}", methods=["GET", "HEAD"], response_model=None)
+async def get_newest_media(
+    kind: str, run_id: RunIdDep, request: Request, catalog: CatalogDep
+) -> Response:
+    """The newest output of a kind (image, audio, video): the replaced system's URLs."""
+    path, entity = await _resolve(catalog.media(kind, run_id, None))
+    return _serve(request, run_id, path, entity)
+
+
+@router.api_route("/media/{kind}/{run_id}/{index}", methods=["GET", "HEAD"], response_model=None)
+async def get_media(
+    kind: str,
+    run_id: RunIdDep,
+    index: Annotated[int, FastApiPath(ge=0, le=9999)],
+    request: Request,
+    catalog: CatalogDep,
+) -> Response:
+    """The ``index``-th output of a kind, 0-based in the order they were stored."""
+    path, entity = await _resolve(catalog.media(kind, run_id, index))
+    return _serve(request, run_id, path, entity)
+
+
+@router.put("/runs/{run_id}/entities/{filename}/block", response_model=Entity)
+async def block_entity(
+    run_id: RunIdDep, filename: str, body: BlockEntityBody, catalog: CatalogDep
+) -> Entity:
+    """Researcher only (the gateway checks): never served again, kept for research."""
+    return await _change_block(catalog.set_blocked(run_id, filename, body.reason))
+
+
+@router.delete("/runs/{run_id}/entities/{filename}/block", response_model=Entity)
+async def unblock_entity(run_id: RunIdDep, filename: str, catalog: CatalogDep) -> Entity:
+    return await _change_block(catalog.set_blocked(run_id, filename, None))
+
+
+async def _change_block(change: Awaitable[Entity]) -> Entity:
+    try:
+        return await change
+    except InvalidFilenameError as exc:
+        raise MediaError(ErrorCode.INVALID_FILENAME, str(exc), 400) from None
+    except (RunNotFoundError, EntityNotFoundError) as exc:
+        raise _not_found(exc) from None
+
+
+@router.get("/runs", response_model=RunPage)
+async def list_runs(
+    catalog: CatalogDep,
+    since: Annotated[
+        str | None,
+        Query(description="ISO-8601 with zone, inclusive; compared with the instant in the run id"),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(description="ISO-8601 with zone, exclusive; compared with the instant in the run id"),
+    ] = None,
+    device_id: Annotated[str | None, Query(max_length=200)] = None,
+    session_id: Annotated[str | None, Query(max_length=200)] = None,
+    workflow: Annotated[str | None, Query(max_length=200)] = None,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Runs newest first. ``next_cursor`` stays valid however many runs arrive meanwhile.
+
+    The body is a RunPage whose items are the stored records, sent as stored (no re-encoding).
+    """
+    try:
+        where = RunFilter(
+            status=status.value if status else None,
+            workflow=workflow,
+            device_id=device_id,
+            session_id=session_id,
+            since=parse_instant(since) if since else None,
+            until=parse_instant(until) if until else None,
+        )
+    except ValueError as exc:
+        raise MediaError(ErrorCode.INVALID_REQUEST, f"since/until: {exc}", 400) from None
+    try:
+        body = await catalog.list_runs(where, limit, cursor)
+    except InvalidCursorError as exc:
+        raise MediaError(ErrorCode.INVALID_CURSOR, str(exc), 400) from None
+    return Response(body, media_type="application/json")
+
+
+@router.delete("/runs/{run_id}", response_model=DeletionReport)
+async def delete_run(run_id: RunIdDep, catalog: CatalogDep, state: StateDep) -> DeletionReport:
+    """Delete one run's folder; the deletion is written to the audit log on the root."""
+    try:
+        return await catalog.delete_run(
+            run_id, Deletion(reason="request", actor=state.settings.instance_id)
+        )
+    except RunNotFoundError as exc:
+        raise _not_found(exc) from None
+
+
+@router.post("/deletions", response_model=DeletionReport)
+async def delete_runs(
+    body: DeletionRequest, catalog: CatalogDep, state: StateDep
+) -> DeletionReport:
+    """GDPR: delete every run of one device or of one session (exactly one of them)."""
+    if (body.device_id is None) == (body.session_id is None):
+        raise MediaError(
+            ErrorCode.INVALID_REQUEST, "give exactly one of device_id and session_id", 422
+        )
+    if not (body.device_id or body.session_id or "").strip():
+        raise MediaError(ErrorCode.INVALID_REQUEST, "device_id/session_id is empty", 422)
+    which = "device" if body.device_id is not None else "session"
+    why = Deletion(reason=f"{which} request", actor=state.settings.instance_id)
+    where = RunFilter(device_id=body.device_id, session_id=body.session_id)
+    return await catalog.delete_matching(where, why)
 
 
 @router.get("/system", response_model=ServiceInfo)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 import httpx
@@ -13,14 +15,34 @@ from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
+from kiln_storage.index import RunIndex
 from kiln_storage.local import RunStore
 
 from kiln_media.api import router
+from kiln_media.catalog import RunCatalog
 from kiln_media.comfy_source import ComfyViewSource
 from kiln_media.config import MediaSettings
 from kiln_media.messaging import JetStreamPublisher, build_consumer
 from kiln_media.service import MediaService
 from kiln_media.state import MediaState
+
+logger = logging.getLogger("kiln.media")
+
+RECENT_DAYS = 2  # runs are written while they run: this is where other replicas' changes are
+
+
+async def _every(
+    seconds: float, job: Callable[[], Awaitable[object]], *, wait_first: bool = False
+) -> None:
+    """Run a periodic job forever; a failure is logged and the next round tries again."""
+    if wait_first:
+        await anyio.sleep(seconds)
+    while True:
+        try:
+            await job()
+        except Exception:
+            logger.exception("periodic job failed; retrying in %.0f s", seconds)
+        await anyio.sleep(seconds)
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:
@@ -31,9 +53,19 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = RunStore(settings.storage_root)
         storage_id = await anyio.to_thread.run_sync(store.ensure_storage_id)
+        index = RunIndex(store, settings.media_index_path)
+        catalog = RunCatalog(store, index, settings.instance_id)
+        report = await catalog.sync_index()
+        logger.info(
+            "listing index ready: %d runs, %d read, %d dropped in %.2f s",
+            report.scanned,
+            report.refreshed,
+            report.removed,
+            report.seconds,
+        )
         nc = await connect(settings.nats_url, f"media-service {settings.instance_id}")
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         timeout = httpx.Timeout(settings.media_fetch_timeout_seconds, connect=5)
         async with httpx.AsyncClient(timeout=timeout) as http:
             service = MediaService(
@@ -42,14 +74,39 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
                 JetStreamPublisher(js),
                 fetch_attempts=settings.media_fetch_attempts,
             )
-            app.state.media = MediaState(settings, service, storage_id, nc)
+            app.state.media = MediaState(settings, service, storage_id, nc, catalog)
             consumer = build_consumer(js, service, settings.media_consumer_concurrency)
             await consumer.start()
             try:
-                yield
+                async with anyio.create_task_group() as jobs:
+                    jobs.start_soon(
+                        _every,
+                        settings.media_index_sync_seconds,
+                        lambda: catalog.sync_index(recent_days=RECENT_DAYS),
+                    )
+                    jobs.start_soon(
+                        partial(
+                            _every,
+                            settings.media_index_full_sync_seconds,
+                            catalog.sync_index,
+                            wait_first=True,  # the start-up sync was a full one
+                        )
+                    )
+                    if settings.retention_days is not None:
+                        days = settings.retention_days
+                        jobs.start_soon(
+                            _every,
+                            settings.retention_interval_seconds,
+                            lambda: catalog.apply_retention(days),
+                        )
+                    try:
+                        yield
+                    finally:
+                        jobs.cancel_scope.cancel()
             finally:
                 await consumer.stop()
                 await nc.drain()
+                index.close()
 
     app = FastAPI(title="kiln media-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)

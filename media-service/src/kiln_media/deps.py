@@ -8,6 +8,7 @@ from fastapi import Depends, Path, Request
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 
+from kiln_media.catalog import RunCatalog
 from kiln_media.errors import MediaError
 from kiln_media.service import MediaService
 from kiln_media.state import MediaState
@@ -22,6 +23,10 @@ def get_service(state: Annotated[MediaState, Depends(get_state)]) -> MediaServic
     return state.service
 
 
+def get_catalog(state: Annotated[MediaState, Depends(get_state)]) -> RunCatalog:
+    return state.catalog
+
+
 def valid_run_id(run_id: Annotated[str, Path(description="Run id (UUIDv7)")]) -> str:
     try:
         return parse_run_id(run_id)
@@ -29,6 +34,7 @@ def valid_run_id(run_id: Annotated[str, Path(description="Run id (UUIDv7)")]) ->
         raise MediaError(ErrorCode.INVALID_RUN_ID, str(exc), 400) from None
 
 
+CatalogDep = Annotated[RunCatalog, Depends(get_catalog)]
 ServiceDep = Annotated[MediaService, Depends(get_service)]
 StateDep = Annotated[MediaState, Depends(get_state)]
 RunIdDep = Annotated[str, Depends(valid_run_id)]

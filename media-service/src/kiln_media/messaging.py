@@ -55,6 +55,7 @@ def build_consumer(
                 await service.on_failed(RunFailed.model_validate_json(message.data))
             elif name == RunEventName.CANCELLED:
                 await service.on_cancelled(RunCancelled.model_validate_json(message.data))
+            logger.info("handled %s (delivery %d)", name.value, message.metadata.num_delivered)
         except RunNotFoundError:
             # An event for a run this root never created cannot be applied; redelivering it
             # would not help. Say so loudly and drop it.

@@ -33,9 +33,9 @@ from kiln_contracts.records import (
     can_transition,
     utc_now,
 )
-from kiln_storage.local import RunStore, StagedFile
+from kiln_storage.local import RunExistsError, RunStore, StagedFile
 
-from kiln_media.formats import check_format, image_meta, mime_for
+from kiln_media.formats import check_format, mime_for, probe
 from kiln_media.ports import EventPublisher, OutputFetchError, OutputSource
 
 logger = logging.getLogger("kiln.media")
@@ -50,6 +50,10 @@ _KIND_TO_TYPE = {
     "3d": "model",
     "meshes": "model",
 }
+
+
+def _outputs(record: RunRecord) -> list[str]:
+    return [e.filename for e in record.entities if e.type.startswith("output_")]
 
 
 def _source_key(output: GeneratedOutput) -> str:
@@ -94,7 +98,16 @@ class MediaService:
 
     # -- creation & reading ------------------------------------------------------------------
     async def create_run(self, run_id: str, request: RunRequest) -> RunRecord:
-        return await anyio.to_thread.run_sync(self.store.create_run, run_id, request)
+        """Idempotent for the same id and request (a gateway retrying after a lost answer gets
+        the run that exists); the same id with another request is RunExistsError."""
+        try:
+            return await anyio.to_thread.run_sync(self.store.create_run, run_id, request)
+        except RunExistsError:
+            existing = await self.get_run(run_id)
+            if existing.request != request:
+                raise
+            logger.info("create repeated for an existing run; answering with it")
+            return existing
 
     async def get_run(self, run_id: str) -> RunRecord:
         return await anyio.to_thread.run_sync(self.store.read, run_id)
@@ -138,7 +151,14 @@ class MediaService:
                 meta["seed"] = event.seed
             await anyio.to_thread.run_sync(
                 lambda: self.store.add_bytes(
-                    event.run_id, graph, "workflow", "json", "application/json", meta
+                    event.run_id,
+                    graph,
+                    "workflow",
+                    "json",
+                    "application/json",
+                    meta,
+                    # Another replica may be applying the same redelivered event right now.
+                    existing=lambda r: next((e for e in r.entities if e.type == "workflow"), None),
                 )
             )
 
@@ -164,6 +184,11 @@ class MediaService:
             )
 
         record = await anyio.to_thread.run_sync(self.store.update, run_id, to_storing)
+        if record.status == RunStatus.COMPLETED:
+            # A redelivery after completion: say `stored` again (JetStream drops the repeat if
+            # the first one got out), so a crash between storing and announcing loses nothing.
+            await self.publisher.stored(RunStored(run_id=run_id, filenames=_outputs(record)))
+            return
         if record.status != RunStatus.STORING:
             logger.info("not storing outputs: run is %s", record.status.value)
             return
@@ -181,13 +206,11 @@ class MediaService:
                 return
 
         def to_completed(record: RunRecord) -> RunRecord | None:
-            outputs = [e.filename for e in record.entities if e.type.startswith("output_")]
-            return _transition(record, RunStatus.COMPLETED, "stored", {"outputs": outputs})
+            return _transition(record, RunStatus.COMPLETED, "stored", {"outputs": _outputs(record)})
 
         record = await anyio.to_thread.run_sync(self.store.update, run_id, to_completed)
         if record.status == RunStatus.COMPLETED:
-            filenames = [e.filename for e in record.entities if e.type.startswith("output_")]
-            await self.publisher.stored(RunStored(run_id=run_id, filenames=filenames))
+            await self.publisher.stored(RunStored(run_id=run_id, filenames=_outputs(record)))
 
     async def _store_output(self, event: RunGenerated, output: GeneratedOutput) -> None:
         ext = PurePosixPath(output.filename).suffix.lstrip(".").lower()
@@ -204,16 +227,26 @@ class MediaService:
             problem = check_format(ext, staged.head)
             if problem:
                 raise OutputFetchError(f"output {output.filename}: {problem}", retryable=False)
+            source_key = _source_key(output)
             meta: dict[str, Any] = {
                 "backend": event.backend,
                 "node": output.node_id,
-                "source": _source_key(output),
+                "source": source_key,
                 "comfyui_filename": output.filename,
-                **image_meta(staged.head),
+                **(await anyio.to_thread.run_sync(probe, staged.path)),
             }
             await anyio.to_thread.run_sync(
                 lambda: self.store.commit_entity(
-                    event.run_id, staged, entity_type, ext, mime_for(ext), meta
+                    event.run_id,
+                    staged,
+                    entity_type,
+                    ext,
+                    mime_for(ext),
+                    meta,
+                    # Two replicas handling one redelivered event store each output once.
+                    existing=lambda r: next(
+                        (e for e in r.entities if e.meta.get("source") == source_key), None
+                    ),
                 )
             )
         finally:

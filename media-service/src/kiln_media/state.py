@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
 
+from kiln_media.catalog import RunCatalog
 from kiln_media.config import MediaSettings
 from kiln_media.service import MediaService
 
@@ -14,3 +15,4 @@ class MediaState:
     service: MediaService
     storage_id: str
     nc: NatsClient
+    catalog: RunCatalog

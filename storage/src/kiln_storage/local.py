@@ -6,7 +6,6 @@ record happens under a per-run lock that also holds between processes on one vol
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,49 +14,55 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from kiln_contracts.ids import parse_run_id
+from kiln_contracts.ids import is_run_id, parse_run_id, run_date
 from kiln_contracts.layout import (
     LOCK_FILE,
     METADATA_FILE,
+    RUNS_DIR,
     STORAGE_ID_FILE,
-    entity_filename,
     parse_entity_filename,
     run_relpath,
 )
 from kiln_contracts.records import (
     Entity,
-    RunHistoryEntry,
     RunRecord,
     RunRequest,
-    RunStatus,
     utc_now,
 )
 
+from kiln_storage.base import (
+    CHUNK_SIZE,
+    EntityNotFoundError,
+    RunExistsError,
+    RunNotFoundError,
+    StagedFile,
+    StagingWriter,
+    StorageError,
+    deletion_entry,
+    dump_record,
+    new_entity,
+    new_record,
+    with_block,
+)
 
-class StorageError(Exception):
-    """Base for storage failures the caller must report."""
+# Errors and staging live in base (shared by every backend); re-exported for existing callers.
+__all__ = [
+    "EntityNotFoundError",
+    "RunExistsError",
+    "RunNotFoundError",
+    "RunStore",
+    "StagedFile",
+    "StagingWriter",
+    "StorageError",
+    "write_atomic",
+]
 
-
-class RunNotFoundError(StorageError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run {run_id} on this storage root")
-        self.run_id = run_id
-
-
-class RunExistsError(StorageError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} exists already")
-        self.run_id = run_id
-
-
-class EntityNotFoundError(StorageError):
-    def __init__(self, run_id: str, filename: str) -> None:
-        super().__init__(f"run {run_id} has no file {filename}")
+AUDIT_DIR = "audit"
+DELETIONS_LOG = "deletions.jsonl"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -66,6 +71,10 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _version(stat: os.stat_result) -> str:
+    return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -83,50 +92,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-@dataclass(frozen=True)
-class StagedFile:
-    """Bytes already on the volume (in the run folder, under a temp name), checksummed."""
-
-    path: Path
-    size: int
-    sha256: str
-    head: bytes = b""
-
-
-class StagingWriter:
-    def __init__(self, directory: Path) -> None:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming.", suffix=".tmp")
-        self.path = Path(tmp)
-        self._handle = os.fdopen(fd, "wb")
-        self._digest = hashlib.sha256()
-        self._size = 0
-        self.head = b""
-
-    def write(self, chunk: bytes) -> None:
-        if len(self.head) < 64:
-            self.head = (self.head + chunk)[:64]
-        self._digest.update(chunk)
-        self._size += len(chunk)
-        self._handle.write(chunk)
-
-    def finish(self) -> StagedFile:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        return StagedFile(
-            path=self.path, size=self._size, sha256=self._digest.hexdigest(), head=self.head
-        )
-
-    def abort(self) -> None:
-        self._handle.close()
-        self.path.unlink(missing_ok=True)
-
-
 class RunStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._thread_locks: dict[str, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
+        # Called with a run id after its record changed (or the run was deleted): the listing
+        # index keeps itself current this way.
+        self.listeners: list[Callable[[str], None]] = []
+
+    def _changed(self, run_id: str) -> None:
+        for listener in self.listeners:
+            listener(run_id)
 
     # -- the root --------------------------------------------------------------------------
     def ensure_storage_id(self) -> str:
@@ -162,8 +139,19 @@ class RunStore:
             raise RunNotFoundError(run_id)
         with self._thread_locks_guard:
             thread_lock = self._thread_locks.setdefault(run_id, threading.Lock())
-        with thread_lock, FileLock(run_dir / LOCK_FILE, timeout=30):
-            yield run_dir
+        with thread_lock:
+            try:
+                file_lock = FileLock(run_dir / LOCK_FILE, timeout=30)
+                file_lock.acquire()
+            except FileNotFoundError:
+                # The folder was deleted (renamed away) while we waited.
+                raise RunNotFoundError(run_id) from None
+            try:
+                if not (run_dir / METADATA_FILE).exists():
+                    raise RunNotFoundError(run_id)
+                yield run_dir
+            finally:
+                file_lock.release()
 
     # -- records ---------------------------------------------------------------------------
     def create_run(self, run_id: str, request: RunRequest) -> RunRecord:
@@ -176,30 +164,9 @@ class RunStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{run_id}."))
         try:
-            now = utc_now()
-            input_bytes = request.input_text.encode("utf-8")
-            input_name = entity_filename(1, "input", "txt")
+            record, input_name, input_bytes = new_record(run_id, request, utc_now())
             write_atomic(staging / input_name, input_bytes)
-            record = RunRecord(
-                run_id=run_id,
-                status=RunStatus.QUEUED,
-                created_at=now,
-                updated_at=now,
-                request=request,
-                entities=[
-                    Entity(
-                        seq=1,
-                        type="input",
-                        filename=input_name,
-                        mime="text/plain; charset=utf-8",
-                        size=len(input_bytes),
-                        sha256=hashlib.sha256(input_bytes).hexdigest(),
-                        created_at=now,
-                    )
-                ],
-                events=[RunHistoryEntry(at=now, event="created", status=RunStatus.QUEUED)],
-            )
-            write_atomic(staging / METADATA_FILE, _dump(record))
+            write_atomic(staging / METADATA_FILE, dump_record(record))
             os.chmod(staging, 0o755)  # noqa: S103 - mkdtemp's 0700 would hide the run from readers
             try:
                 os.rename(staging, final)
@@ -210,6 +177,7 @@ class RunStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        self._changed(run_id)
         return record
 
     def read(self, run_id: str) -> RunRecord:
@@ -229,8 +197,9 @@ class RunStore:
             if updated is None:
                 return current
             updated = updated.model_copy(update={"updated_at": utc_now()})
-            write_atomic(run_dir / METADATA_FILE, _dump(updated))
-            return updated
+            write_atomic(run_dir / METADATA_FILE, dump_record(updated))
+        self._changed(run_id)
+        return updated
 
     # -- entities --------------------------------------------------------------------------
     def open_staging(self, run_id: str) -> StagingWriter:
@@ -263,60 +232,181 @@ class RunStore:
         mime: str,
         meta: dict[str, Any],
         change: Callable[[RunRecord, Entity], RunRecord] | None = None,
+        existing: Callable[[RunRecord], Entity | None] | None = None,
     ) -> Entity:
         """Give a staged file the run's next sequence number and list it in ``metadata.json``.
 
         Sequence allocation, rename and record update happen under one lock, so two writers
         (threads or processes) can never take the same number or lose each other's entity.
+        ``existing`` is asked under that lock whether the entity is stored already (say, by
+        another replica handling the same event): then nothing is written and that entity
+        is returned, so an entity is stored once however many writers race for it.
         """
         with self.locked(run_id) as run_dir:
             record = self.read(run_id)
-            seq = record.next_seq()
-            filename = entity_filename(seq, entity_type, ext)
-            target = run_dir / filename
+            if existing is not None:
+                found = existing(record)
+                if found is not None:
+                    return found
+            entity = new_entity(record.next_seq(), entity_type, ext, mime, staged, meta)
+            target = run_dir / entity.filename
             if target.exists():
-                raise StorageError(f"{filename} exists but is not in metadata.json")
-            entity = Entity(
-                seq=seq,
-                type=entity_type,
-                filename=filename,
-                mime=mime,
-                size=staged.size,
-                sha256=staged.sha256,
-                created_at=utc_now(),
-                meta=meta,
-            )
+                raise StorageError(f"{entity.filename} exists but is not in metadata.json")
             os.replace(staged.path, target)
             _fsync_dir(run_dir)
             updated = record.model_copy(update={"entities": [*record.entities, entity]})
             if change is not None:
                 updated = change(updated, entity)
             updated = updated.model_copy(update={"updated_at": utc_now()})
-            write_atomic(run_dir / METADATA_FILE, _dump(updated))
-            return entity
+            write_atomic(run_dir / METADATA_FILE, dump_record(updated))
+        self._changed(run_id)
+        return entity
 
     def add_bytes(
-        self, run_id: str, data: bytes, entity_type: str, ext: str, mime: str, meta: dict[str, Any]
+        self,
+        run_id: str,
+        data: bytes,
+        entity_type: str,
+        ext: str,
+        mime: str,
+        meta: dict[str, Any],
+        existing: Callable[[RunRecord], Entity | None] | None = None,
     ) -> Entity:
         staged = self.stage_stream(run_id, iter([data]))
         try:
-            return self.commit_entity(run_id, staged, entity_type, ext, mime, meta)
+            return self.commit_entity(
+                run_id, staged, entity_type, ext, mime, meta, existing=existing
+            )
         finally:
             self.discard(staged)
 
-    def entity_path(self, run_id: str, filename: str) -> tuple[Path, Entity]:
-        """The path of a listed entity. Only names listed in ``metadata.json`` are served, and
-        names are validated before they touch the filesystem."""
+    def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity:
+        """Block an entity with a reason (never served, kept for research), or unblock it
+        with ``reason=None``. The change is recorded in the run's history."""
         parse_entity_filename(filename)
-        record = self.read(run_id)
-        entity = record.entity(filename)
+        found: list[Entity] = []
+
+        def change(record: RunRecord) -> RunRecord | None:
+            changed, entity = with_block(record, run_id, filename, reason)
+            found.append(entity)
+            return changed
+
+        self.update(run_id, change)
+        return found[-1]
+
+    # -- reading (export-service reads runs through these) ----------------------------------
+    def iter_run_ids(self) -> Iterator[str]:
+        """Every run on the root, newest day first (folder names only: nothing is parsed)."""
+        runs = self.root / RUNS_DIR
+        if not runs.is_dir():
+            return
+        for day in sorted((d.name for d in os.scandir(runs) if d.is_dir()), reverse=True):
+            if day.startswith("."):
+                continue
+            names = sorted(
+                (e.name for e in os.scandir(runs / day) if is_run_id(e.name)), reverse=True
+            )
+            yield from names
+
+    def read_raw(self, run_id: str) -> tuple[bytes, str]:
+        """``metadata.json`` as stored, with its version (of the very file read: the file is
+        only ever replaced, so its inode names its version)."""
+        # A plain string path: listing reads many records, and pathlib costs more than the read.
+        path = f"{self.root}/{RUNS_DIR}/{run_date(run_id).isoformat()}/{run_id}/{METADATA_FILE}"
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(), _version(os.fstat(handle.fileno()))
+        except FileNotFoundError:
+            raise RunNotFoundError(run_id) from None
+
+    def scan_versions(self, first_day: str | None = None) -> Iterator[tuple[str, str]]:
+        """(run id, record version) of every run, or of the runs of ``first_day`` and later;
+        one stat per run, nothing parsed."""
+        runs = self.root / RUNS_DIR
+        if not runs.is_dir():
+            return
+        for day in os.scandir(runs):
+            if not day.is_dir() or day.name.startswith("."):
+                continue
+            if first_day is not None and day.name < first_day:
+                continue
+            for entry in os.scandir(day.path):
+                if not is_run_id(entry.name):
+                    continue
+                try:
+                    stat = os.stat(os.path.join(entry.path, METADATA_FILE))
+                except FileNotFoundError:
+                    continue
+                yield entry.name, _version(stat)
+
+    def metadata_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / METADATA_FILE
+
+    def iter_entity(self, run_id: str, filename: str) -> Iterator[bytes]:
+        """An entity's bytes in chunks (never whole in memory)."""
+        path, _ = self.entity_path(run_id, filename)
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                yield chunk
+
+    # -- deletion ----------------------------------------------------------------------------
+    def delete_run(self, run_id: str, reason: str, actor: str, detail: dict[str, Any]) -> bool:
+        """Delete a run's folder and append the deletion to the audit log.
+
+        The folder is first renamed out of the layout under the run's lock, so readers see the
+        whole run or no run; then the audit line is written; then the bytes are removed. False
+        when there was no such run (another replica deleted it first): nothing is logged then.
+        """
+        try:
+            with self.locked(run_id) as run_dir:
+                record = self.read(run_id)
+                graveyard = run_dir.parent / f".deleted.{run_id}.{uuid.uuid4().hex[:8]}"
+                os.rename(run_dir, graveyard)
+                _fsync_dir(run_dir.parent)
+        except RunNotFoundError:
+            return False
+        self.append_audit(deletion_entry(record, reason, actor, detail))
+        self._changed(run_id)
+        shutil.rmtree(graveyard)
+        return True
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.root / AUDIT_DIR / DELETIONS_LOG
+
+    def append_audit(self, entry: dict[str, Any]) -> None:
+        """Append one JSON line to the append-only audit log (O_APPEND, fsynced, one write
+        under a file lock, so lines from two replicas never interleave)."""
+        path = self.audit_log_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode() + b"\n"
+        with FileLock(path.parent / LOCK_FILE, timeout=30):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.audit_log_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def entity(self, run_id: str, filename: str) -> Entity:
+        """A listed entity. Names are validated before anything touches the filesystem."""
+        parse_entity_filename(filename)
+        entity = self.read(run_id).entity(filename)
         if entity is None:
             raise EntityNotFoundError(run_id, filename)
+        return entity
+
+    def entity_path(self, run_id: str, filename: str) -> tuple[Path, Entity]:
+        """The path of a listed entity: only names listed in ``metadata.json`` are served."""
+        entity = self.entity(run_id, filename)
         path = self.run_dir(run_id) / entity.filename
         if not path.is_file():
             raise StorageError(f"{filename} is listed for run {run_id} but missing on disk")
         return path, entity
-
-
-def _dump(record: RunRecord) -> bytes:
-    return json.dumps(record.model_dump(mode="json"), indent=2, ensure_ascii=False).encode() + b"\n"

@@ -329,7 +329,7 @@ def build_sim_router() -> APIRouter:
 
     @router.get("/prompts")
     async def get_prompts(request: Request) -> JSONResponse:
-        return json_response(sim_of(request).received)
+        return json_response(list(sim_of(request).received))
 
     @router.delete("/prompts")
     async def delete_prompts(request: Request) -> Response:

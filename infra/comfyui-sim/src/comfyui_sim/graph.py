@@ -253,6 +253,9 @@ class _Validator:
                 )
                 continue
 
+        previous = self.validated.get(unique_id)
+        if previous is not None:  # a cycle came back here and recorded why
+            errors = previous[1] + errors
         result = (False, errors, unique_id) if errors or not valid else (True, [], unique_id)
         self.validated[unique_id] = result
         return result

@@ -8,6 +8,7 @@ import logging
 import tempfile
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ log = logging.getLogger("comfyui_sim")
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVICE_RESTART = 1012
+RECEIVED_LOG_SIZE = 10_000  # /sim/prompts keeps the latest this many
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class Simulator:
         self.faults = Faults()
         self.cache = OutputCache()
         self.interrupt = asyncio.Event()
-        self.received: list[dict[str, Any]] = []
+        self.received: deque[dict[str, Any]] = deque(maxlen=RECEIVED_LOG_SIZE)
         self.current_client_id: str | None = None
         self.last_node_id: str | None = None
         self.unavailable_until = 0.0

@@ -1,0 +1,311 @@
+"""export-service's internal HTTP API (the gateway exposes it under /api/exports)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+import anyio
+import anyio.from_thread
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from kiln_contracts.exports import (
+    ExportAccepted,
+    ExportErrorCode,
+    ExportFilter,
+    ExportFormat,
+    ExportInclude,
+    ExportRequest,
+    ExportRequested,
+    ExportState,
+    ExportStatus,
+    InvalidExportIdError,
+    new_export_id,
+    parse_export_id,
+)
+from kiln_contracts.records import RunStatus
+from kiln_contracts.subjects import export_events_wildcard
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from kiln_export.build import archive_name, build_export
+from kiln_export.content import select_runs
+from kiln_export.errors import ExportServiceError
+from kiln_export.jobs import JobNotFoundError
+from kiln_export.state import ExportServiceState
+from kiln_export.targets import S3Target
+
+logger = logging.getLogger("kiln.export.api")
+
+router = APIRouter()
+
+HEARTBEAT_SECONDS = 5.0
+STREAM_CHUNK = 256 * 1024
+
+
+def get_state(request: Request) -> ExportServiceState:
+    state: ExportServiceState = request.app.state.export
+    return state
+
+
+def valid_export_id(export_id: Annotated[str, Path()]) -> str:
+    try:
+        return parse_export_id(export_id)
+    except InvalidExportIdError as exc:
+        raise ExportServiceError(ExportErrorCode.INVALID_EXPORT_ID, str(exc), 400) from None
+
+
+StateDep = Annotated[ExportServiceState, Depends(get_state)]
+ExportIdDep = Annotated[str, Depends(valid_export_id)]
+
+
+async def _status(state: ExportServiceState, export_id: str) -> ExportStatus:
+    try:
+        return await anyio.to_thread.run_sync(state.jobs.store.get, export_id)
+    except JobNotFoundError:
+        raise ExportServiceError(
+            ExportErrorCode.EXPORT_NOT_FOUND,
+            f"no export {export_id} (expired exports are removed)",
+            404,
+        ) from None
+
+
+@router.post("/exports", status_code=202, response_model=ExportAccepted)
+async def create_export(body: ExportRequest, state: StateDep) -> ExportAccepted:
+    if state.jobs.target(body) is None:
+        raise ExportServiceError(
+            ExportErrorCode.TARGET_UNAVAILABLE, "the S3 target is not configured here", 409
+        )
+    export_id = new_export_id()
+    status = state.jobs.new_status(export_id, body)
+    await anyio.to_thread.run_sync(state.jobs.store.save, status)
+    try:
+        await state.jobs.publish(ExportRequested(export_id=export_id, request=body))
+    except Exception as exc:
+        logger.exception("could not queue export %s", export_id)
+        await anyio.to_thread.run_sync(state.jobs.store.delete, export_id)
+        raise ExportServiceError(
+            "queue_unavailable", f"could not queue the export: {type(exc).__name__}", 503
+        ) from None
+    logger.info("export %s queued", export_id, extra={"export_id": export_id})
+    return ExportAccepted(
+        export_id=export_id,
+        state=ExportState.QUEUED,
+        links={
+            "self": f"/api/exports/{export_id}",
+            "events": f"/api/exports/{export_id}/events",
+            "download": f"/api/exports/{export_id}/download",
+        },
+    )
+
+
+def _stream_filter(
+    run_ids: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    device_id: str | None,
+    session_id: str | None,
+    workflow: str | None,
+    status: RunStatus | None,
+) -> ExportFilter:
+    try:
+        return ExportFilter(
+            run_ids=run_ids or None,
+            since=since,
+            until=until,
+            device_id=device_id,
+            session_id=session_id,
+            workflow=workflow,
+            status=status,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "filter"
+        raise ExportServiceError("invalid_request", f"{where}: {first['msg']}", 422) from None
+
+
+@router.get("/exports/stream", response_class=StreamingResponse)
+async def stream_export(
+    state: StateDep,
+    run_id: Annotated[list[str] | None, Query()] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    device_id: str | None = None,
+    session_id: str | None = None,
+    workflow: str | None = None,
+    status: RunStatus | None = None,
+    format: ExportFormat = ExportFormat.ZIP,
+    blocked: bool = False,
+) -> StreamingResponse:
+    """A small selection, streamed at once as it is built. Integrity is checked as it goes;
+    a mismatch ends the archive with ``EXPORT-FAILED.txt`` (naming the run and file) and
+    without a ZIP central directory / gzip trailer, so no tool reads it as complete."""
+    request = ExportRequest(
+        filter=_stream_filter(run_id, since, until, device_id, session_id, workflow, status),
+        format=format,
+        include=ExportInclude(blocked=blocked),
+    )
+    settings = state.settings
+    selection = await anyio.to_thread.run_sync(select_runs, settings.storage_root, request.filter)
+    if len(selection.run_ids) > settings.export_stream_max_runs:
+        raise ExportServiceError(
+            ExportErrorCode.TOO_MANY_RUNS,
+            f"{len(selection.run_ids)} runs match; streaming takes at most "
+            f"{settings.export_stream_max_runs}: POST /api/exports for a background export",
+            409,
+        )
+    export_id = new_export_id()
+    send, receive = anyio.create_memory_object_stream[bytes](4)
+
+    class ChannelSink:
+        def __init__(self) -> None:
+            self.buffer = bytearray()
+
+        def write(self, data: bytes) -> None:
+            self.buffer += data
+            if len(self.buffer) >= STREAM_CHUNK:
+                self.flush()
+
+        def flush(self) -> None:
+            if self.buffer:
+                anyio.from_thread.run(send.send, bytes(self.buffer))
+                self.buffer.clear()
+
+    def produce() -> None:
+        sink = ChannelSink()
+        try:
+            build_export(
+                settings.storage_root,
+                export_id,
+                request,
+                selection,
+                sink,
+                bytes_per_second=settings.export_max_bytes_per_second,
+                mark_failure=True,
+            )
+        finally:
+            sink.flush()  # what was written, including a failure note, reaches the client
+
+    async def run_producer() -> None:
+        async with send:
+            await anyio.to_thread.run_sync(produce)
+
+    async def body() -> AsyncIterator[bytes]:
+        producer = asyncio.create_task(run_producer())
+        try:
+            async with receive:
+                async for chunk in receive:
+                    yield chunk
+            await producer  # re-raises a failure of the build (after the bytes sent so far)
+        except anyio.ClosedResourceError:
+            pass
+        except Exception:
+            logger.exception("streamed export %s failed", export_id, extra={"export_id": export_id})
+            raise
+        finally:
+            receive.close()
+            if not producer.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await producer
+
+    filename = archive_name(export_id, request.format)
+    return StreamingResponse(
+        body(),
+        media_type=request.format.media_type,
+        headers={
+            "content-disposition": f'attachment; filename="{filename}"',
+            "x-kiln-export-id": export_id,
+            "x-kiln-runs": str(len(selection.run_ids)),
+        },
+    )
+
+
+@router.get("/exports/{export_id}", response_model=ExportStatus)
+async def get_export(export_id: ExportIdDep, state: StateDep) -> ExportStatus:
+    return await _status(state, export_id)
+
+
+def _sse(event: str, data: str, event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+
+
+@router.get("/exports/{export_id}/events", response_class=StreamingResponse)
+async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingResponse:
+    """The current status first, then every progress event, until the export is final."""
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=256)
+
+    async def on_message(message: Msg) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses progress, not state
+            queue.put_nowait((message.subject.rsplit(".", 1)[-1], message.data))
+
+    # Subscribe before reading the status, so nothing falls between the two.
+    subscription = await state.nc.subscribe(export_events_wildcard(export_id), cb=on_message)
+    try:
+        current = await _status(state, export_id)
+    except ExportServiceError:
+        await subscription.unsubscribe()
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield _sse("status", current.model_dump_json())
+            if current.state.is_final:
+                return
+            while True:
+                try:
+                    event, data = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    # Quiet for a while: check the record, so a lost event cannot hang us.
+                    latest = await _status(state, export_id)
+                    if latest.state.is_final:
+                        yield _sse(latest.state.value, latest.model_dump_json())
+                        return
+                    yield b": heartbeat\n\n"
+                    continue
+                yield _sse(event, data.decode())
+                if event in ("completed", "failed"):
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+@router.get("/exports/{export_id}/download", response_model=None)
+async def download_export(export_id: ExportIdDep, state: StateDep) -> Response:
+    status = await _status(state, export_id)
+    if status.state is ExportState.FAILED:
+        detail = status.error.message if status.error else "the export failed"
+        raise ExportServiceError(ExportErrorCode.EXPORT_FAILED, detail, 409)
+    if status.state is not ExportState.COMPLETED or status.filename is None:
+        raise ExportServiceError(
+            ExportErrorCode.EXPORT_NOT_READY,
+            f"export {export_id} is {status.state.value} ({status.runs_done}/{status.runs_total} runs)",
+            409,
+        )
+    target = state.jobs.target(status.request)
+    if isinstance(target, S3Target):
+        if status.download_url is None:
+            raise ExportServiceError(ExportErrorCode.EXPORT_NOT_READY, "no download URL", 409)
+        return RedirectResponse(status.download_url, status_code=307)
+    path = state.jobs.volume.path(status.filename)
+    if not path.is_file():
+        raise ExportServiceError(
+            ExportErrorCode.EXPORT_EXPIRED, f"the archive of export {export_id} is gone", 410
+        )
+    return FileResponse(
+        path,
+        media_type=status.request.format.media_type,
+        filename=status.filename,
+        headers={"etag": f'"{status.sha256}"', "cache-control": "private, immutable"},
+    )
