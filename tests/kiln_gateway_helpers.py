@@ -20,7 +20,9 @@ RUN_BODY = {"workflow": "noise", "input_text": "a red kite", "params": {"width":
 
 
 @contextmanager
-def gateway_replica(stack: Stack, name: str, **env: str) -> Iterator[str]:
+def gateway_replica(
+    stack: Stack, name: str, ready_path: str = "/readyz", **env: str
+) -> Iterator[str]:
     """Another gateway process on the same NATS and services (what a second replica behind a
     load balancer is), with extra ``KILN_*`` settings."""
     port = free_port()
@@ -35,7 +37,7 @@ def gateway_replica(stack: Stack, name: str, **env: str) -> Iterator[str]:
     )
     process.start()
     try:
-        wait_until(http_ok(f"{url}/readyz"), 60, f"{name} ready", process)
+        wait_until(http_ok(f"{url}{ready_path}"), 60, f"{name} ready", process)
         yield url
     finally:
         process.stop()

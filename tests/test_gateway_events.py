@@ -3,13 +3,16 @@ final state; heartbeats; Last-Event-ID resumption; any replica serves any run.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
+import nats
 import pytest
+from kiln_contracts.subjects import RUNS_STREAM
 from kiln_devstack.stack import Stack
 from kiln_gateway_helpers import RUN_BODY, gateway_replica, read_sse, simulator_faults
-from kiln_polling import wait_final
+from kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +155,31 @@ def test_another_device_cannot_follow_a_run(stack: Stack, gateway: httpx.Client)
         response = stranger.get(f"/api/runs/{run_id}/events")
     assert response.status_code == 404
     assert response.json()["error"] == "run_not_found"
+
+
+def consumer_count(nats_url: str) -> int:
+    async def count() -> int:
+        nc = await nats.connect(nats_url)
+        try:
+            info = await nc.jetstream().stream_info(RUNS_STREAM)
+            return int(info.state.consumer_count)
+        finally:
+            await nc.close()
+
+    return asyncio.run(count())
+
+
+def test_a_dropped_connection_leaves_no_subscription_behind(
+    stack: Stack, gateway: httpx.Client
+) -> None:
+    baseline = consumer_count(stack.nats_url)
+    with simulator_faults(stack, node_delay_seconds=1.0):
+        run_id = start_run(gateway)
+        read = read_sse(gateway, f"/api/runs/{run_id}/events", stop_after=1)
+        assert not read.ended_by_server  # we hung up mid-run
+        eventually(
+            lambda: consumer_count(stack.nats_url) <= baseline,
+            timeout=20,
+            what="the stream's JetStream consumer to go away",
+        )
+        wait_final(gateway, run_id, timeout=60)

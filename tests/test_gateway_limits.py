@@ -3,6 +3,7 @@ CORS only for configured origins. Every refusal in the one JSON error shape."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def limited(stack: Stack) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def limited_twin(stack: Stack) -> Iterator[str]:
+    with gateway_replica(
+        stack, "gateway-limited-twin", KILN_GATEWAY_RUNS_PER_DEVICE_PER_MINUTE="3"
+    ) as url:
+        yield url
+
+
+def early_in_a_minute() -> None:
+    """Rate windows are whole minutes: start a burst early in one so it cannot straddle two."""
+    eventually(lambda: time.time() % 60 < 40, timeout=25, what="the start of a minute")
+
+
 def assert_json_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
@@ -37,6 +51,7 @@ def assert_json_error(response: httpx.Response, status: int, code: str) -> None:
 
 
 def test_a_device_gets_a_429_with_retry_after_past_its_rate(limited: str) -> None:
+    early_in_a_minute()
     with httpx.Client(base_url=limited, timeout=10) as child:
         for _ in range(3):
             assert child.post("/api/runs", json=RUN_BODY).status_code == 202
@@ -46,6 +61,17 @@ def test_a_device_gets_a_429_with_retry_after_past_its_rate(limited: str) -> Non
     # Another device in the same room is not held back by the first.
     with httpx.Client(base_url=limited, timeout=10) as neighbour:
         assert neighbour.post("/api/runs", json=RUN_BODY).status_code == 202
+
+
+def test_the_rate_holds_across_replicas(limited: str, limited_twin: str) -> None:
+    early_in_a_minute()
+    with httpx.Client(base_url=limited, timeout=10) as child:
+        assert child.get("/api/me").status_code == 200
+        with httpx.Client(base_url=limited_twin, timeout=10, cookies=child.cookies) as twin:
+            assert child.post("/api/runs", json=RUN_BODY).status_code == 202
+            assert twin.post("/api/runs", json=RUN_BODY).status_code == 202
+            assert child.post("/api/runs", json=RUN_BODY).status_code == 202
+            assert_json_error(twin.post("/api/runs", json=RUN_BODY), 429, "rate_limited")
 
 
 def test_a_deep_queue_gets_a_429(stack: Stack, gateway: httpx.Client, storage_root: Path) -> None:

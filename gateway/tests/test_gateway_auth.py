@@ -3,7 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kiln_gateway.auth import DEV_RESEARCHER_TOKEN, ConfigError, resolve_researcher_token
+from kiln_gateway.auth import (
+    DEV_COOKIE_SECRET,
+    DEV_RESEARCHER_TOKEN,
+    ConfigError,
+    resolve_cookie_secret,
+    resolve_researcher_token,
+)
 from kiln_gateway.config import GatewaySettings
 
 URLS = {"media_url": "http://m", "pipeline_url": "http://p", "export_url": "http://e"}
@@ -36,3 +42,16 @@ def test_production_refuses_a_missing_default_or_weak_token(token: str | None) -
 def test_production_accepts_a_real_secret() -> None:
     secret = "a-real-secret-of-enough-length-123"
     assert resolve_researcher_token(settings(env="production", researcher_token=secret)) == secret
+
+
+@pytest.mark.parametrize("secret", [None, DEV_COOKIE_SECRET, "short"])
+def test_production_refuses_a_missing_default_or_weak_cookie_secret(secret: str | None) -> None:
+    strong = "a-real-secret-of-enough-length-123"
+    with pytest.raises(ConfigError, match="device cookie secret"):
+        resolve_cookie_secret(
+            settings(env="production", researcher_token=strong, gateway_cookie_secret=secret)
+        )
+
+
+def test_dev_without_a_cookie_secret_uses_the_dev_default() -> None:
+    assert resolve_cookie_secret(settings()) == DEV_COOKIE_SECRET

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -13,6 +13,8 @@ from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
+from kiln_common.settings import Environment
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln_gateway.api import router
 from kiln_gateway.auth import resolve_cookie_secret, resolve_researcher_token
@@ -21,7 +23,7 @@ from kiln_gateway.config import GatewaySettings
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.exports_api import router as exports_router
 from kiln_gateway.idempotency import IdempotencyStore
-from kiln_gateway.identity import DEVICE_COOKIE, DeviceCookies
+from kiln_gateway.identity import DEVICE_COOKIE, DeviceCookies, Identity
 from kiln_gateway.limits import BodySizeLimit, DeviceRateLimiter, QueueDepthGuard
 from kiln_gateway.observability import observe_run_events
 from kiln_gateway.runs import RunCreator
@@ -56,7 +58,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 js,
                 settings.gateway_max_input_chars,
                 await IdempotencyStore.open(js, settings.gateway_idempotency_hours),
-                DeviceRateLimiter(settings.gateway_runs_per_device_per_minute),
+                await DeviceRateLimiter.open(js, settings.gateway_runs_per_device_per_minute),
                 QueueDepthGuard(
                     js, settings.gateway_queue_consumer, settings.gateway_max_queue_depth
                 ),
@@ -88,7 +90,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    install_identity(app, cookies, settings)
     install_request_context(app)
     if settings.gateway_cors_origins:
         app.add_middleware(
@@ -100,6 +101,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "ETag", "Content-Range"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.gateway_max_body_bytes)
+    app.add_middleware(IdentityMiddleware, cookies=cookies, settings=settings)
     install_metrics(app, "gateway")
 
     async def readiness() -> dict[str, str]:
@@ -119,26 +121,48 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return app
 
 
-def install_identity(app: FastAPI, cookies: DeviceCookies, settings: GatewaySettings) -> None:
-    """Every /api request carries a device identity; a new or changed one is sent back as the
-    device cookie (HttpOnly: scripts in the page never see it)."""
+class IdentityMiddleware:
+    """Every /api request carries a device identity (``request.state.identity``); a new or
+    changed one is sent back as the device cookie (HttpOnly: scripts in the page never see it).
 
-    @app.middleware("http")
-    async def identity(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if not request.url.path.startswith("/api/"):
-            return await call_next(request)
-        request.state.identity = cookies.resolve(request.cookies.get(DEVICE_COOKIE))
-        response = await call_next(request)
-        current = request.state.identity
-        if current.changed:
-            response.set_cookie(
-                DEVICE_COOKIE,
-                cookies.encode(current),
-                max_age=int(settings.gateway_device_rotation_hours * 3600 * 2),
-                httponly=True,
-                samesite="lax",
-                secure=settings.gateway_cookie_secure,
-            )
-        return response
+    Pure ASGI rather than ``@app.middleware``: no extra task and stream per request, and the
+    cookie is added to the response head whether the body is a model or a stream.
+    """
+
+    def __init__(self, app: ASGIApp, cookies: DeviceCookies, settings: GatewaySettings) -> None:
+        self.app = app
+        self.cookies = cookies
+        self.max_age = int(settings.gateway_device_rotation_hours * 3600 * 2)
+        # Production is served over TLS: never send the cookie in clear there.
+        self.secure = settings.gateway_cookie_secure or settings.env == Environment.PRODUCTION
+
+    def _set_cookie_header(self, identity: Identity) -> tuple[bytes, bytes]:
+        carrier = Response()
+        carrier.set_cookie(
+            DEVICE_COOKIE,
+            self.cookies.encode(identity),
+            max_age=self.max_age,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+        )
+        return next(h for h in carrier.raw_headers if h[0] == b"set-cookie")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["identity"] = self.cookies.resolve(Request(scope).cookies.get(DEVICE_COOKIE))
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                current: Identity = state["identity"]
+                if current.changed:
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        self._set_cookie_header(current),
+                    ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)

@@ -4,15 +4,18 @@ a global queue-depth ceiling, and a request body size cap."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
-from collections import deque
 
 from kiln_common.errors import error_response
 from kiln_common.metrics import QUEUE_DEPTH
 from kiln_contracts.subjects import RUNS_STREAM
 from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln_gateway.errors import GatewayError, GatewayErrorCode
@@ -20,42 +23,80 @@ from kiln_gateway.errors import GatewayError, GatewayErrorCode
 logger = logging.getLogger("kiln.gateway.limits")
 
 WINDOW_SECONDS = 60.0
+RATE_BUCKET = "kiln_rate"
 
 
 class DeviceRateLimiter:
-    """Sliding window per device, in this replica's memory.
-
-    Per replica on purpose: a shared counter would add a NATS round trip to every run; with N
-    replicas behind a sticky-less balancer a device gets at most N times the limit.
+    """Runs per device per minute, counted in a NATS KV bucket so the limit holds across gateway
+    replicas (a child's browser is not pinned to one). Fixed one-minute windows, one key per
+    device and window, updated with compare-and-set; keys expire with the bucket's max age.
     """
 
-    def __init__(self, per_minute: int, max_devices: int = 100_000) -> None:
+    def __init__(self, kv: KeyValue, per_minute: int) -> None:
+        self.kv = kv
         self.per_minute = per_minute
-        self.max_devices = max_devices
-        self._hits: dict[str, deque[float]] = {}
 
-    def check(self, device_id: str, now: float | None = None) -> None:
-        now = now if now is not None else time.monotonic()
-        hits = self._hits.setdefault(device_id, deque())
-        while hits and now - hits[0] >= WINDOW_SECONDS:
-            hits.popleft()
-        if len(hits) >= self.per_minute:
-            retry_after = max(1, math.ceil(WINDOW_SECONDS - (now - hits[0])))
-            raise GatewayError(
-                GatewayErrorCode.RATE_LIMITED,
-                f"at most {self.per_minute} runs per minute from one device; "
-                f"try again in {retry_after} s",
-                429,
-                headers={"Retry-After": str(retry_after)},
+    @classmethod
+    async def open(cls, js: JetStreamContext, per_minute: int) -> DeviceRateLimiter:
+        try:
+            kv = await js.key_value(RATE_BUCKET)
+        except BucketNotFoundError:
+            kv = await js.create_key_value(
+                KeyValueConfig(
+                    bucket=RATE_BUCKET,
+                    history=1,
+                    ttl=WINDOW_SECONDS * 2,
+                    storage=StorageType.MEMORY,  # losing counts on a NATS restart is harmless
+                )
             )
-        hits.append(now)
-        if len(self._hits) > self.max_devices:
-            self._forget_idle(now)
+        return cls(kv, per_minute)
 
-    def _forget_idle(self, now: float) -> None:
-        for device, hits in list(self._hits.items()):
-            if not hits or now - hits[-1] >= WINDOW_SECONDS:
-                del self._hits[device]
+    def _refuse(self, now: float) -> GatewayError:
+        retry_after = max(1, math.ceil(WINDOW_SECONDS - now % WINDOW_SECONDS))
+        return GatewayError(
+            GatewayErrorCode.RATE_LIMITED,
+            f"at most {self.per_minute} runs per minute from one device; "
+            f"try again in {retry_after} s",
+            429,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def check(self, device_id: str, now: float | None = None) -> None:
+        now = now if now is not None else time.time()
+        digest = hashlib.sha256(device_id.encode()).hexdigest()[:32]
+        key = f"r.{digest}.{int(now // WINDOW_SECONDS)}"
+        try:
+            for _ in range(8):  # compare-and-set; retried when another request won the race
+                counted = await self._count(key)
+                if counted is not None:
+                    break
+            else:
+                counted = False  # this device is racing itself hard: that is over the limit
+        except Exception as exc:  # noqa: BLE001 - an unknown count must not block runs
+            # NATS being down surfaces as a 503 when the run is queued.
+            logger.warning("rate limit not checked: %s", exc)
+            return
+        if not counted:
+            raise self._refuse(now)
+
+    async def _count(self, key: str) -> bool | None:
+        """True: counted. False: the window is full. None: lost a race, try again."""
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            count, revision = 0, None
+        else:
+            count, revision = int(entry.value or b"0"), entry.revision
+        if count >= self.per_minute:
+            return False
+        try:
+            if revision is None:
+                await self.kv.create(key, b"1")
+            else:
+                await self.kv.update(key, str(count + 1).encode(), last=revision)
+        except KeyWrongLastSequenceError:
+            return None
+        return True
 
 
 class QueueDepthGuard:

@@ -134,14 +134,23 @@ class RunCreator:
         """Create (or, for a resumed idempotent request, re-create) the run and queue it.
         Media's create is idempotent for the same id and request, and NATS drops a repeated
         ``runs.requested`` by its message id, so resuming half-done work is safe."""
-        self.rate_limiter.check(origin.device_id)
+        await self.rate_limiter.check(origin.device_id)
         await self.queue_guard.check()
         with run_context(run_id):
-            response = await self.media.request(
-                "POST",
-                "/runs",
-                json=CreateRunBody(run_id=run_id, request=request).model_dump(mode="json"),
-            )
+            try:
+                response = await self.media.request(
+                    "POST",
+                    "/runs",
+                    json=CreateRunBody(run_id=run_id, request=request).model_dump(mode="json"),
+                )
+            except GatewayError as exc:
+                if exc.status_code == 504:
+                    # media-service may still create the run after we gave up: make sure that
+                    # run is then already failed instead of queued forever (best effort).
+                    await self._record_failure(
+                        run_id, ErrorCode.UPSTREAM_TIMEOUT, "media-service did not answer in time"
+                    )
+                raise
             record = RunRecord.model_validate(response.json())
             if record.status != RunStatus.QUEUED or len(record.events) > 1:
                 # A resumed request whose run went on (or failed) meanwhile: report, don't requeue.
@@ -155,7 +164,11 @@ class RunCreator:
                 await publish_run_event(self.js, RUNS_REQUESTED, requested)
             except Exception as exc:
                 logger.error("queueing failed: %s", exc)
-                await self._record_queue_failure(run_id, exc)
+                await self._record_failure(
+                    run_id,
+                    ErrorCode.QUEUE_UNAVAILABLE,
+                    f"could not queue the run: {type(exc).__name__}",
+                )
                 raise GatewayError(
                     ErrorCode.QUEUE_UNAVAILABLE,
                     f"the run {run_id} could not be queued and is recorded as failed; try again",
@@ -192,14 +205,11 @@ class RunCreator:
             run_id=run_id, status=record.status, links=RunLinks(self=f"/api/runs/{run_id}")
         )
 
-    async def _record_queue_failure(self, run_id: str, exc: BaseException) -> None:
+    async def _record_failure(self, run_id: str, code: ErrorCode, message: str) -> None:
         failure = FailRunBody(
-            stage=Stage.GATEWAY.value,
-            code=ErrorCode.QUEUE_UNAVAILABLE.value,
-            message=f"could not queue the run: {type(exc).__name__}",
-            retryable=True,
+            stage=Stage.GATEWAY.value, code=code.value, message=message, retryable=True
         )
         try:
             await self.media.request("POST", f"/runs/{run_id}/fail", json=failure.model_dump())
-        except GatewayError:
-            logger.exception("could not record the queueing failure either")
+        except GatewayError as exc:
+            logger.error("could not record the failure (%s) on the run either: %s", code, exc)

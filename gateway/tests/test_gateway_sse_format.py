@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from kiln_contracts.errors import ErrorCode
+from kiln_contracts.events import RunCancel, RunFailed, RunStored
+from kiln_contracts.ids import new_run_id
+from kiln_contracts.records import RunStatus, Stage
+from kiln_gateway.events import RunEventStream, format_sse
+
+
+def message(subject: str, event: Any) -> Any:
+    return SimpleNamespace(subject=subject, data=event.model_dump_json().encode())
+
+
+def stream(run_id: str) -> RunEventStream:
+    return RunEventStream(nc=None, js=None, run_id=run_id, heartbeat_seconds=1)  # type: ignore[arg-type]
+
+
+def test_sse_frames_carry_event_id_and_data() -> None:
+    assert format_sse("state", '{"a":1}', 7) == b'event: state\nid: 7\ndata: {"a":1}\n\n'
+    assert format_sse("progress", "x") == b"event: progress\ndata: x\n\n"
+
+
+def test_state_changes_move_forward_only() -> None:
+    run_id = new_run_id()
+    stored = message(f"runs.{run_id}.stored", RunStored(run_id=run_id, filenames=[]))
+    change = stream(run_id)._state_change(stored, RunStatus.RUNNING)
+    assert change is not None
+    assert change.status == RunStatus.COMPLETED
+    # Already completed (the snapshot reflected it): nothing to send.
+    assert stream(run_id)._state_change(stored, RunStatus.COMPLETED) is None
+
+
+def test_a_cancel_request_is_not_a_state_and_a_failure_carries_its_error() -> None:
+    run_id = new_run_id()
+    cancel = message(f"runs.{run_id}.cancel", RunCancel(run_id=run_id))
+    assert stream(run_id)._state_change(cancel, RunStatus.RUNNING) is None
+    failed = RunFailed(
+        run_id=run_id, stage=Stage.BACKEND, code=ErrorCode.BACKEND_ERROR, message="boom"
+    )
+    change = stream(run_id)._state_change(
+        message(f"runs.{run_id}.failed", failed), RunStatus.QUEUED
+    )
+    assert change is not None
+    assert change.status == RunStatus.FAILED
+    assert change.error is not None
+    assert change.error.message == "boom"
