@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,12 +62,16 @@ def nothing_created(stack: Stack, storage_root: Path) -> Iterator[None]:
         ({"workflow": "noise", "input_text": "x", "params": {"seed": -5}}, 422, "invalid_params"),
         ({"workflow": "noise", "input_text": "x" * 5000}, 422, "invalid_request"),
         ({"workflow": "noise", "input_text": "nul\x00byte"}, 422, "invalid_request"),
+        ({"workflow": "noise", "input_text": "lone \ud800 surrogate"}, 422, "invalid_request"),
         ({"workflow": "noise", "input_text": "x", "extra": 1}, 422, "invalid_request"),
         ([1, 2, 3], 422, "invalid_request"),
     ],
 )
 def test_bad_run_requests(gateway: httpx.Client, body: object, status: int, code: str) -> None:
-    response = gateway.post("/api/runs", json=body)
+    # json.dumps escapes to ASCII, so even a lone surrogate travels as valid JSON text.
+    response = gateway.post(
+        "/api/runs", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     payload = response.json()

@@ -119,3 +119,11 @@ def test_bad_params_are_named(params: dict[str, object], name: str) -> None:
     with pytest.raises(InvalidParamsError) as caught:
         resolve_params(_manifest(), params)  # type: ignore[arg-type]
     assert name in caught.value.problems
+
+
+def test_text_with_a_lone_surrogate_is_refused() -> None:
+    from kiln_contracts.records import RunRequest
+
+    assert RunRequest(workflow="noise", input_text="ein Drache 🐉").input_text == "ein Drache 🐉"
+    with pytest.raises(ValueError, match="lone surrogate"):
+        RunRequest(workflow="noise", input_text="broken \ud800")

@@ -75,6 +75,11 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), dict(exc.headers) if exc.headers else None
         )
 
+    async def on_unencodable(_: Request, exc: Exception) -> JSONResponse:
+        # Text that cannot be UTF-8 (a lone surrogate from JSON) that slipped past validation.
+        logger.warning("refused unencodable text: %s", exc)
+        return error_response(422, ErrorCode.INVALID_REQUEST, "text must be valid Unicode")
+
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error: %s", type(exc).__name__)
         return error_response(500, ErrorCode.INTERNAL, "internal error; it has been logged")
@@ -82,4 +87,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(UnicodeEncodeError, on_unencodable)
     app.add_exception_handler(Exception, on_unexpected)

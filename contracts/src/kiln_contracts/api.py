@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from kiln_contracts.records import RunRecord, RunRequest
+from kiln_contracts.text import Utf8Str
 
 
 class CreateRunBody(BaseModel):
@@ -48,7 +49,7 @@ class RunPage(BaseModel):
 class BlockEntityBody(BaseModel):
     """Researcher only: blocked media is never served (451) but stays for research."""
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Utf8Str = Field(min_length=1, max_length=500)
 
 
 class DeletionRequest(BaseModel):

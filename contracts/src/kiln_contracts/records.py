@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.ids import RunId
+from kiln_contracts.text import Utf8Str
 
 SCHEMA_VERSION = 1
 
@@ -102,7 +103,7 @@ class SafetyLevel(StrEnum):
 
 class RunRequest(BaseModel):
     workflow: str
-    input_text: str
+    input_text: Utf8Str
     params: dict[str, JsonValue] = Field(default_factory=dict)
     device_id: str | None = None
     session_id: str | None = None

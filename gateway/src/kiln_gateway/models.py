@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kiln_contracts.records import RunStatus
+from kiln_contracts.text import Utf8Str
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from kiln_gateway.sessions import WorkshopSession
@@ -19,7 +20,7 @@ class CreateRunRequest(BaseModel):
     )
 
     workflow: str = Field(min_length=1, max_length=64, description="Name from GET /api/workflows.")
-    input_text: str = Field(description="The participant's prompt.")
+    input_text: Utf8Str = Field(description="The participant's prompt.")
     params: dict[str, JsonValue] = Field(default_factory=dict)
 
 

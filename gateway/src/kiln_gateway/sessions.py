@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.records import SafetyLevel, utc_now
+from kiln_contracts.text import Utf8Str
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
@@ -39,7 +40,7 @@ class CreateSessionRequest(BaseModel):
         },
     )
 
-    title: str = Field(min_length=1, max_length=200)
+    title: Utf8Str = Field(min_length=1, max_length=200)
     safety_level: SafetyLevel = SafetyLevel.STRICT
     hours: float | None = Field(
         default=None, gt=0, le=MAX_SESSION_HOURS, description="Lifetime; the default is config."
@@ -49,7 +50,7 @@ class CreateSessionRequest(BaseModel):
 class JoinSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "K7QX2M"}]})
 
-    code: str = Field(min_length=1, max_length=32, description="The short code of the session.")
+    code: Utf8Str = Field(min_length=1, max_length=32, description="The short code of the session.")
 
 
 class WorkshopSession(BaseModel):
