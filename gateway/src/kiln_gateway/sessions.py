@@ -82,7 +82,10 @@ class WorkshopSession(BaseModel):
 
 
 def normalise_code(code: str) -> str:
-    return "".join(ch for ch in code.upper() if ch.isalnum())
+    """Upper-case, keep only the code alphabet's characters (so "ab-c 12" works). Anything
+    else (non-ASCII letters included) is dropped: it can never be part of a code, and NATS
+    KV keys must stay ASCII."""
+    return "".join(ch for ch in code.upper() if ch in CODE_ALPHABET)
 
 
 class SessionStore:
