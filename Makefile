@@ -19,7 +19,7 @@ $(TOOLS_DIR)/bin/uv:
 install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS_DIR)/bin/uv) ## Install uv (if missing) and every dependency, from the lock file
 	$(UV) sync --frozen --all-packages
 	@# The export tests check archives with `unzip -t`, as researchers' tools will.
-	@command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq unzip >/dev/null; } || echo "warning: unzip missing (apt-get install unzip)"
+	@command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq unzip >/dev/null; } || echo "warning: unzip missing (apt-get install unzip)"
 	@# The browser tests drive Debian's Chromium (a browser downloaded by `playwright install` fails here).
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null; } || echo "warning: chromium missing (apt-get install chromium); the browser tests will skip"
 
@@ -37,6 +37,10 @@ lint: install ## ruff and strict mypy
 test: lint ## Install, lint, and run every test tier (unit, integration, containers)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: install ## The chaos suite at full size: 200 concurrent runs per scenario, figures printed
+	KILN_CHAOS_RUNS=200 $(UV) run --frozen pytest tests/chaos -s -q $(PYTEST_ARGS)
+
 .PHONY: unit
 unit: install ## Unit tests only
 	$(UV) run --frozen pytest -m "not integration and not containers" $(PYTEST_ARGS)
@@ -44,3 +48,8 @@ unit: install ## Unit tests only
 .PHONY: clean
 clean: ## Remove local state (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-output
+
+.PHONY: bench-deps
+bench-deps: ## Install wrk and nginx (Debian packages) for bench/serve.py; not needed by make test
+	@if command -v wrk >/dev/null && command -v nginx >/dev/null; then echo "wrk and nginx are installed"; \
+	else $(if $(shell command -v sudo 2>/dev/null),sudo ,)apt-get install -y wrk nginx; fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,15 +167,23 @@ def test_small_selection_streams_at_once(
     check_rows_against_runs(open_bag(archive, tmp_path / "bag"), researcher, runs)
 
 
+def damaged_run(
+    researcher: httpx.Client, storage_root: Path, text: str
+) -> tuple[str, dict[str, Any]]:
+    """A completed run whose output then rots on disk: same size, one byte flipped."""
+    [run_id] = make_runs(researcher, 1, text)
+    record = researcher.get(f"/api/runs/{run_id}").json()
+    output: dict[str, Any] = next(e for e in record["entities"] if e["type"] == "output_image")
+    path = storage_root / run_relpath(run_id) / output["filename"]
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    return run_id, output
+
+
 def test_a_file_that_does_not_match_its_checksum_fails_the_export(
     researcher: httpx.Client, storage_root: Path
 ) -> None:
-    [run_id] = make_runs(researcher, 1, "to be damaged")
-    record = researcher.get(f"/api/runs/{run_id}").json()
-    output = next(e for e in record["entities"] if e["type"] == "output_image")
-    path = storage_root / run_relpath(run_id) / output["filename"]
-    data = path.read_bytes()
-    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # bit rot, same size
+    run_id, output = damaged_run(researcher, storage_root, "to be damaged")
 
     response = researcher.post("/api/exports", json={"filter": {"run_ids": [run_id]}})
     status = wait_export(researcher, response.json()["export_id"])
@@ -206,3 +215,51 @@ def test_bad_export_requests_get_clear_errors(researcher: httpx.Client) -> None:
     bad_run = researcher.get("/api/exports/stream?run_id=../../etc")
     assert bad_run.status_code == 422
     assert "run_ids" in bad_run.json()["detail"]
+
+
+def test_a_damaged_file_in_a_streamed_export_leaves_a_visibly_failed_archive(
+    researcher: httpx.Client, storage_root: Path, tmp_path: Path
+) -> None:
+    run_id, output = damaged_run(researcher, storage_root, "damaged while streamed")
+
+    # The status line went out before the damage was seen, so it says 200; the archive
+    # itself carries the failure.
+    response = researcher.get(f"/api/exports/stream?run_id={run_id}")
+    assert response.status_code == 200
+    archive = tmp_path / "failed.zip"
+    archive.write_bytes(response.content)
+    assert subprocess.run(["unzip", "-t", str(archive)], capture_output=True).returncode != 0
+    note_at = response.content.rindex(b"/EXPORT-FAILED.txt")
+    note = response.content[note_at:]
+    assert run_id.encode() in note
+    assert output["filename"].encode() in note
+
+
+def test_runs_still_in_progress_are_skipped_and_listed(
+    researcher: httpx.Client, simulator: httpx.Client, runs: list[str], tmp_path: Path
+) -> None:
+    assert simulator.post("/sim/faults", json={"node_delay_seconds": 5}).status_code == 200
+    try:
+        response = researcher.post("/api/runs", json={"workflow": "noise", "input_text": "slow"})
+        slow = response.json()["run_id"]
+        eventually(
+            lambda: researcher.get(f"/api/runs/{slow}").json()["status"] == "running",
+            20,
+            "the slow run to be running",
+        )
+        created = researcher.post(
+            "/api/exports", json={"filter": {"run_ids": [runs[0], slow]}}
+        ).json()
+        status = wait_export(researcher, created["export_id"])
+    finally:
+        simulator.post("/sim/faults", json={"node_delay_seconds": None})
+    assert status["state"] == "completed", status.get("error")
+    assert status["skipped_in_progress"] == [slow]
+    assert status["runs_total"] == 1
+    bag_dir = open_bag(
+        download(researcher, created["export_id"], tmp_path, "x.zip"), tmp_path / "bag"
+    )
+    assert f"Kiln-Run-Skipped-In-Progress: {slow}" in (bag_dir / "bag-info.txt").read_text()
+    assert not (bag_dir / "data" / run_relpath(slow)).exists()
+    check_rows_against_runs(bag_dir, researcher, [runs[0]])
+    wait_final(researcher, slow)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
@@ -53,13 +54,11 @@ def test_each_replica_serves_every_run(media: httpx.Client, replica: httpx.Clien
         assert files[0].content == files[1].content
         # Listings too: the other replica's index picks the run up from the folders.
         for client in (media, replica):
-            eventually(
-                lambda c=client, r=run_id: (
-                    r in {x["run_id"] for x in c.get("/runs").json()["items"]}
-                ),
-                20,
-                f"run {run_id} in the listing",
-            )
+            eventually(partial(_listed, client, run_id), 20, f"run {run_id} listed")
+
+
+def _listed(client: httpx.Client, run_id: str) -> bool:
+    return run_id in {x["run_id"] for x in client.get("/runs").json()["items"]}
 
 
 def test_one_run_id_is_created_once_across_replicas(

@@ -118,3 +118,17 @@ async def test_events_after_a_final_state_change_nothing(
     assert record.error.code == ErrorCode.TIMEOUT
     assert [e.type for e in record.entities] == ["input"]
     assert source.calls == []
+
+
+async def test_create_is_idempotent_for_the_same_request_only(service: MediaService) -> None:
+    from kiln_contracts.ids import new_run_id
+    from kiln_contracts.records import RunRequest
+    from kiln_storage.local import RunExistsError
+
+    run_id = new_run_id()
+    request = RunRequest(workflow="noise", input_text="a kite")
+    first = await service.create_run(run_id, request)
+    again = await service.create_run(run_id, request)
+    assert again == first
+    with pytest.raises(RunExistsError):
+        await service.create_run(run_id, RunRequest(workflow="noise", input_text="another"))

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunRequest
+from kiln_storage.base import RunStorage
 from kiln_storage.local import RunStore
+from kiln_storage.s3 import S3RunStore
+from kiln_storage.weed import WeedMini
 
 
 @pytest.fixture
@@ -20,3 +29,37 @@ def run_id(store: RunStore) -> str:
     run_id = new_run_id()
     store.create_run(run_id, RunRequest(workflow="noise", input_text="a red kite"))
     return run_id
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedMini]:
+    """A real S3 endpoint (SeaweedFS ``weed mini``), shared by the session."""
+    server = WeedMini(tmp_path_factory.mktemp("weed")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], RunStorage]]:
+    """A factory of stores on one root: a local directory, or a fresh prefix on S3. Each call
+    gives an independent store object, as another replica would have."""
+    if request.param == "local":
+        root = tmp_path / "storage"
+        yield lambda: RunStore(root)
+        return
+    weed: WeedMini = request.getfixturevalue("weed")
+    client = boto3.client(
+        "s3",
+        endpoint_url=weed.endpoint,
+        aws_access_key_id=weed.access_key,
+        aws_secret_access_key=weed.secret_key,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    bucket = "kiln-test"
+    with suppress(ClientError):
+        client.create_bucket(Bucket=bucket)
+    prefix = f"root-{uuid.uuid4().hex[:8]}"
+    yield lambda: S3RunStore(client, bucket, prefix, spool=tmp_path / "spool")

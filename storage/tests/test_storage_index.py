@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import uuid_utils
 from kiln_contracts.ids import run_created_at
 from kiln_contracts.records import RunRecord, RunRequest, RunStatus
 from kiln_storage.index import (
@@ -18,13 +18,8 @@ from kiln_storage.local import RunStore
 
 
 def run_id_at(instant: datetime) -> str:
-    """A valid UUIDv7 for a given instant (what the gateway would have minted then)."""
-    millis = int(instant.timestamp() * 1000)
-    rand = uuid.uuid4().int & ((1 << 80) - 1)
-    value = (millis << 80) | rand
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    """The id the gateway would have minted at ``instant``."""
+    return str(uuid_utils.uuid7(nanoseconds=int(instant.timestamp() * 1000) * 1_000_000))
 
 
 def make_runs(store: RunStore, count: int, start: datetime) -> list[str]:
@@ -108,3 +103,17 @@ def test_the_index_follows_writes_and_deletions_and_rebuilds(store: RunStore) ->
 def test_foreign_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(InvalidCursorError):
         decode_cursor(cursor)
+
+
+def test_a_recent_sync_reads_only_recent_day_folders(store: RunStore) -> None:
+    old = make_runs(store, 2, datetime.now(UTC) - timedelta(days=10))
+    new = make_runs(store, 2, datetime.now(UTC) - timedelta(minutes=5))
+    index = RunIndex(store)
+    assert index.sync(recent_days=2).scanned == 2
+    assert set(index.query(RunFilter(), 50)) == set(new)
+    other = RunStore(store.root)
+    other.delete_run(new[0], "test", "tester", {})
+    other.delete_run(old[0], "test", "tester", {})
+    assert index.sync(recent_days=2).removed == 1  # the old run's row is left to a full sync
+    assert index.sync().scanned == 2
+    assert set(index.query(RunFilter(), 50)) == {old[1], new[1]}

@@ -8,8 +8,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from kiln_contracts.subjects import HEADER_REQUEST_ID
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln_common.logging import current_request_id, current_run_id
 
@@ -21,37 +23,56 @@ _RUN_IN_PATH = re.compile(
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def install_request_context(app: FastAPI) -> None:
-    """Accept or mint ``X-Request-ID``, echo it, and tag log lines with it and any run id."""
+class RequestContextMiddleware:
+    """Accept or mint ``X-Request-ID``, echo it, and tag log lines with it and any run id.
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get(HEADER_REQUEST_ID, "")
+    Plain ASGI on purpose: Starlette's BaseHTTPMiddleware ends a streamed body cleanly even
+    when the app fails half-way, which would turn a broken download into a silent 200.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(HEADER_REQUEST_ID, "")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        match = _RUN_IN_PATH.search(request.url.path)
+        path: str = scope["path"]
+        match = _RUN_IN_PATH.search(path)
         req_token = current_request_id.set(request_id)
         run_token = current_run_id.set(match.group(1) if match else None)
         started = time.perf_counter()
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append(HEADER_REQUEST_ID, request_id)
+            await send(message)
+
         try:
-            response = await call_next(request)
-            response.headers[HEADER_REQUEST_ID] = request_id
-            if request.url.path not in ("/healthz", "/readyz"):
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            if path not in ("/healthz", "/readyz"):
                 logger.info(
                     "%s %s %s",
-                    request.method,
-                    request.url.path,
-                    response.status_code,
+                    scope["method"],
+                    path,
+                    status,
                     extra={
-                        "status": response.status_code,
+                        "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
-            return response
-        finally:
             current_run_id.reset(run_token)
             current_request_id.reset(req_token)
+
+
+def install_request_context(app: FastAPI) -> None:
+    app.add_middleware(RequestContextMiddleware)
 
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]

@@ -218,6 +218,8 @@ class DurableConsumer:
         finally:
             keep_alive.cancel()
         await message.ack()
+        # One line per handled event, tagged with run_id and the originating request id.
+        logger.info("handled %s", message.subject)
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -29,6 +29,7 @@ from kiln_contracts.exports import (
 )
 from kiln_contracts.records import RunStatus
 from kiln_contracts.subjects import export_events_wildcard
+from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from kiln_export.build import archive_name, build_export
@@ -141,7 +142,8 @@ async def stream_export(
     blocked: bool = False,
 ) -> StreamingResponse:
     """A small selection, streamed at once as it is built. Integrity is checked as it goes;
-    a mismatch cuts the response short (the archive is then visibly incomplete)."""
+    a mismatch ends the archive with ``EXPORT-FAILED.txt`` (naming the run and file) and
+    without a ZIP central directory / gzip trailer, so no tool reads it as complete."""
     request = ExportRequest(
         filter=_stream_filter(run_id, since, until, device_id, session_id, workflow, status),
         format=format,
@@ -175,15 +177,18 @@ async def stream_export(
 
     def produce() -> None:
         sink = ChannelSink()
-        build_export(
-            settings.storage_root,
-            export_id,
-            request,
-            selection,
-            sink,
-            bytes_per_second=settings.export_max_bytes_per_second,
-        )
-        sink.flush()
+        try:
+            build_export(
+                settings.storage_root,
+                export_id,
+                request,
+                selection,
+                sink,
+                bytes_per_second=settings.export_max_bytes_per_second,
+                mark_failure=True,
+            )
+        finally:
+            sink.flush()  # what was written, including a failure note, reaches the client
 
     async def run_producer() -> None:
         async with send:
@@ -234,11 +239,9 @@ async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingRes
     """The current status first, then every progress event, until the export is final."""
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=256)
 
-    async def on_message(message: object) -> None:
-        subject: str = getattr(message, "subject", "")
-        data: bytes = getattr(message, "data", b"")
+    async def on_message(message: Msg) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses progress, not state
-            queue.put_nowait((subject.rsplit(".", 1)[-1], data))
+            queue.put_nowait((message.subject.rsplit(".", 1)[-1], message.data))
 
     # Subscribe before reading the status, so nothing falls between the two.
     subscription = await state.nc.subscribe(export_events_wildcard(export_id), cb=on_message)
@@ -257,6 +260,11 @@ async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingRes
                 try:
                     event, data = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
+                    # Quiet for a while: check the record, so a lost event cannot hang us.
+                    latest = await _status(state, export_id)
+                    if latest.state.is_final:
+                        yield _sse(latest.state.value, latest.model_dump_json())
+                        return
                     yield b": heartbeat\n\n"
                     continue
                 yield _sse(event, data.decode())

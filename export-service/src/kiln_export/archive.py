@@ -51,6 +51,11 @@ class ArchiveWriter(Protocol):
 
     def close(self) -> None: ...
 
+    def abandon(self, name: str, note: bytes, mtime: datetime) -> None:
+        """End a stream that cannot be completed: add ``note`` as a last entry that streaming
+        readers can still see, and leave the archive deliberately invalid (no ZIP central
+        directory; no tar end blocks nor gzip trailer) so no tool takes it for whole."""
+
 
 def _dos_time(moment: datetime) -> tuple[int, int]:
     year = min(max(moment.year, 1980), 2107)
@@ -158,6 +163,11 @@ class ZipWriter:
         self._central.write(record + encoded + extra)
         self._count += 1
 
+    def abandon(self, name: str, note: bytes, mtime: datetime) -> None:
+        self._closed = True
+        self.add(name, len(note), mtime, [note])
+        self._central.close()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -242,6 +252,11 @@ class TarGzWriter:
         remainder = size % self._BLOCK
         if remainder:
             self._emit(b"\0" * (self._BLOCK - remainder))
+
+    def abandon(self, name: str, note: bytes, mtime: datetime) -> None:
+        self._closed = True
+        self.add(name, len(note), mtime, [note])
+        self._sink.write(self._gzip.flush(zlib.Z_SYNC_FLUSH))  # readable so far, no trailer
 
     def close(self) -> None:
         if self._closed:

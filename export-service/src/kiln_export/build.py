@@ -149,7 +149,11 @@ def build_export(
     bytes_per_second: int | None = None,
     now: datetime | None = None,
     stop: threading.Event | None = None,
+    mark_failure: bool = False,
 ) -> BuildResult:
+    """With ``mark_failure`` (a stream already on its way to a client, which cannot be
+    recalled), an integrity failure ends the archive with ``EXPORT-FAILED.txt`` naming the run
+    and file, and without the records that would make the archive readable as complete."""
     started = now or utc_now()
     throttle = Throttle(bytes_per_second)
     top = archive_name(export_id, request.format).removesuffix(f".{request.format.value}")
@@ -173,8 +177,14 @@ def build_export(
             run.record.updated_at,
             [run.metadata_bytes],
         )
-        for entity in run.files:
-            _add_entity(bag, root, run, entity, throttle, stop)
+        try:
+            for entity in run.files:
+                _add_entity(bag, root, run, entity, throttle, stop)
+        except IntegrityError as exc:
+            if mark_failure:
+                note = f"This export FAILED and is incomplete.\n{exc}\n".encode()
+                bag.archive.abandon(f"{top}/EXPORT-FAILED.txt", note, utc_now())
+            raise
         blocked_files += [f"data/{run.relpath}/{e.filename}" for e in run.blocked_left_out]
         index.add(index_row(run))
         crate.add_run(run, metadata_sha256)

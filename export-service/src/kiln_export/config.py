@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kiln_common.settings import AbsolutePath, KilnSettings
-from pydantic import Field
+from pydantic import Field, field_validator
 
 
 class ExportSettings(KilnSettings):
@@ -24,3 +24,11 @@ class ExportSettings(KilnSettings):
     )
     export_s3_endpoint_url: str | None = None
     export_s3_region: str = "us-east-1"
+
+    @field_validator("export_ttl", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        # KILN_EXPORT_TTL=86400 means seconds; pydantic alone reads only ISO 8601 from a string.
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            return float(value)
+        return value

@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from kiln_contracts.exports import ExportFilter
-from kiln_contracts.layout import METADATA_FILE, parse_entity_filename, run_relpath
+from kiln_contracts.layout import (
+    METADATA_FILE,
+    InvalidFilenameError,
+    parse_entity_filename,
+    run_relpath,
+)
 from kiln_contracts.records import Entity, RunRecord, RunStatus
-from kiln_storage.scan import iter_run_ids, read_run_record
+from kiln_storage.scan import RunRecordUnreadableError, iter_run_ids, read_run_record
 
 from kiln_export.bag import Spool
 
@@ -83,12 +88,18 @@ def load_run(root: Path, run_id: str, include_blocked: bool) -> RunContent | Non
         raw = (root / relpath / METADATA_FILE).read_bytes()
     except FileNotFoundError:
         return None
-    record = RunRecord.model_validate_json(raw)
+    try:
+        record = RunRecord.model_validate_json(raw)
+    except ValueError as exc:
+        raise RunRecordUnreadableError(run_id, str(exc)[:300]) from exc
     files: list[Entity] = []
     blocked: list[Entity] = []
     for entity in sorted(record.entities, key=lambda e: e.seq):
         # A name from metadata.json is validated before it becomes a path.
-        parse_entity_filename(entity.filename)
+        try:
+            parse_entity_filename(entity.filename)
+        except InvalidFilenameError as exc:
+            raise RunRecordUnreadableError(run_id, str(exc)) from exc
         if entity.blocked is not None and not include_blocked:
             blocked.append(entity)
         else:

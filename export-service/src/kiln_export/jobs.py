@@ -272,6 +272,14 @@ class ExportJobs:
                 "export %s interrupted by shutdown; it will be resumed", status.export_id
             )
             raise
+        except RunRecordUnreadableError as exc:
+            await anyio.to_thread.run_sync(upload.inner.abort)
+            return await self._fail(
+                current,
+                ExportError(
+                    code=ExportErrorCode.RECORD_UNREADABLE, message=str(exc), run_id=exc.run_id
+                ),
+            )
         except IntegrityError as exc:
             await anyio.to_thread.run_sync(upload.inner.abort)
             return await self._fail(
@@ -336,4 +344,7 @@ class ExportJobs:
             self.store.delete(status.export_id)
             logger.info("export %s expired and was removed", status.export_id)
             removed += 1
+        # Partials are rewritten at least every few seconds while a job runs; one untouched
+        # for a whole TTL is left from a killed process.
+        self.volume.clear_partials(self.settings.export_ttl.total_seconds())
         return removed

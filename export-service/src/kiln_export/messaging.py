@@ -16,7 +16,7 @@ from kiln_contracts.subjects import (
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from kiln_export.jobs import ExportJobs
+from kiln_export.jobs import ExportJobs, JobNotFoundError
 
 logger = logging.getLogger("kiln.export.messaging")
 
@@ -53,7 +53,11 @@ def requested_consumer(
 ) -> DurableConsumer:
     async def handle(message: Msg) -> None:
         requested = ExportRequested.model_validate_json(message.data)
-        await jobs.run(requested.export_id)
+        try:
+            await jobs.run(requested.export_id)
+        except JobNotFoundError:
+            # Its record expired (or was never written): there is nothing left to build.
+            logger.warning("export %s has no record; request dropped", requested.export_id)
 
     async def give_up(message: Msg, exc: BaseException) -> None:
         requested = ExportRequested.model_validate_json(message.data)

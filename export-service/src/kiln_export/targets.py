@@ -6,8 +6,10 @@ committed (the archive appears whole, under its final name) or aborted (nothing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,13 +64,17 @@ class VolumeTarget:
     def delete(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
-    def clear_partials(self) -> int:
-        """Remove uploads a stopped process left half-written (never a committed archive)."""
+    def clear_partials(self, older_than_seconds: float) -> int:
+        """Remove uploads a killed process left half-written. Only old ones: a fresh partial
+        may belong to a job another replica is building right now."""
         removed = 0
         if self.directory.is_dir():
+            cutoff = time.time() - older_than_seconds
             for leftover in self.directory.glob(".*.partial"):
-                leftover.unlink(missing_ok=True)
-                removed += 1
+                with contextlib.suppress(FileNotFoundError):
+                    if leftover.stat().st_mtime < cutoff:
+                        leftover.unlink()
+                        removed += 1
         return removed
 
 

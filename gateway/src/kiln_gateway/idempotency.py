@@ -1,10 +1,12 @@
 """``Idempotency-Key`` for POST /api/runs, kept in a NATS KV bucket (TTL 24 h) so a retry that
 lands on another gateway replica still finds the first attempt.
 
-The first request claims the key atomically (KV ``create``) with the body's hash; it then
-creates the run and records the answer. A repeat with the same body gets that answer (waiting
-briefly while the first is still in flight); a repeat with another body is a 409. If creating
-the run fails, the claim is released so the client may retry with the same key.
+The first request claims the key atomically (KV ``create``) with the body's hash and the run
+id it minted; it then creates the run and records the answer. A repeat with the same body gets
+that answer (waiting briefly while the first is still in flight); a repeat with another body is
+a 409. If creating the run fails, the claim is marked abandoned but keeps its run id: a retry
+takes it over and resumes the SAME run, so a failure half-way (the run folder exists, the
+answer was lost) can never leave a second run behind, nor the first one waiting forever.
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as HTTP hea
 
 class _Entry(BaseModel):
     body_hash: str
+    run_id: str
     accepted: RunAccepted | None = None  # None while the first request is still in flight
+    abandoned: bool = False  # the attempt failed; the next request with this key resumes it
+
+
+class Claim(BaseModel):
+    """What a request holding the key must do: create (or resume) ``run_id``, or answer with
+    ``accepted`` (an earlier request's answer)."""
+
+    run_id: str
+    accepted: RunAccepted | None = None
 
 
 def body_hash(body: Any) -> str:
@@ -67,28 +79,27 @@ class IdempotencyStore:
         # KV keys allow a narrow alphabet: hash the client's key (and its scope) into it.
         return "k." + hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()
 
-    async def claim(self, storage_key: str, hashed: str) -> RunAccepted | None:
-        """None: this request owns the key and must create the run. Otherwise the answer the
-        first request with this key and body gave."""
+    async def claim(self, storage_key: str, hashed: str, new_run_id: str) -> Claim:
+        entry = _Entry(body_hash=hashed, run_id=new_run_id)
         try:
-            await self.kv.create(storage_key, _Entry(body_hash=hashed).model_dump_json().encode())
+            await self.kv.create(storage_key, entry.model_dump_json().encode())
         except KeyWrongLastSequenceError:
-            return await self._earlier_answer(storage_key, hashed)
-        return None
+            return await self._earlier_claim(storage_key, hashed)
+        return Claim(run_id=new_run_id)
 
-    async def _earlier_answer(self, storage_key: str, hashed: str) -> RunAccepted:
+    async def _earlier_claim(self, storage_key: str, hashed: str) -> Claim:
         deadline = time.monotonic() + self.wait_seconds
         delay = 0.02
         while True:
             try:
-                entry = _Entry.model_validate_json((await self.kv.get(storage_key)).value or b"")
+                found = await self.kv.get(storage_key)
             except KeyNotFoundError:
-                # The first attempt failed and released the key: the client should retry.
                 raise GatewayError(
                     GatewayErrorCode.IDEMPOTENCY_IN_PROGRESS,
-                    "an earlier request with this Idempotency-Key failed; retry it",
+                    "an earlier request with this Idempotency-Key expired meanwhile; retry it",
                     409,
                 ) from None
+            entry = _Entry.model_validate_json(found.value or b"")
             if entry.body_hash != hashed:
                 raise GatewayError(
                     GatewayErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -96,7 +107,17 @@ class IdempotencyStore:
                     409,
                 )
             if entry.accepted is not None:
-                return entry.accepted
+                return Claim(run_id=entry.run_id, accepted=entry.accepted)
+            if entry.abandoned:
+                taken = entry.model_copy(update={"abandoned": False})
+                try:
+                    # Compare-and-set: of two concurrent retries only one resumes the run.
+                    await self.kv.update(
+                        storage_key, taken.model_dump_json().encode(), found.revision
+                    )
+                except KeyWrongLastSequenceError:
+                    continue
+                return Claim(run_id=entry.run_id)
             if time.monotonic() >= deadline:
                 raise GatewayError(
                     GatewayErrorCode.IDEMPOTENCY_IN_PROGRESS,
@@ -108,8 +129,9 @@ class IdempotencyStore:
             delay = min(delay * 2, 0.25)
 
     async def complete(self, storage_key: str, hashed: str, accepted: RunAccepted) -> None:
-        entry = _Entry(body_hash=hashed, accepted=accepted)
+        entry = _Entry(body_hash=hashed, run_id=accepted.run_id, accepted=accepted)
         await self.kv.put(storage_key, entry.model_dump_json().encode())
 
-    async def release(self, storage_key: str) -> None:
-        await self.kv.delete(storage_key)
+    async def abandon(self, storage_key: str, hashed: str, run_id: str) -> None:
+        entry = _Entry(body_hash=hashed, run_id=run_id, abandoned=True)
+        await self.kv.put(storage_key, entry.model_dump_json().encode())

@@ -64,11 +64,11 @@ class RunCreator:
     ) -> RunAccepted:
         request = await self._validate(body, origin)
         if idempotency_key is None:
-            return await self._create(request, origin)
+            return await self._create(request, origin, new_run_id())
         key = IdempotencyStore.storage_key("runs", idempotency_key)
         hashed = body_hash(body.model_dump(mode="json"))
         try:
-            earlier = await self.idempotency.claim(key, hashed)
+            claim = await self.idempotency.claim(key, hashed, new_run_id())
         except GatewayError:
             raise
         except Exception as exc:
@@ -78,16 +78,18 @@ class RunCreator:
                 "the idempotency store is unavailable; nothing was created, try again",
                 503,
             ) from exc
-        if earlier is not None:
-            logger.info("idempotent repeat answered with run %s", earlier.run_id)
-            return earlier
+        if claim.accepted is not None:
+            logger.info("idempotent repeat answered with run %s", claim.run_id)
+            return claim.accepted
         try:
-            accepted = await self._create(request, origin)
+            accepted = await self._create(request, origin, claim.run_id)
         except BaseException:
             try:
-                await self.idempotency.release(key)
+                await self.idempotency.abandon(key, hashed, claim.run_id)
             except Exception:
-                logger.exception("could not release an idempotency key after a failure")
+                logger.exception(
+                    "could not mark run %s's idempotency key for resumption", claim.run_id
+                )
             raise
         try:
             await self.idempotency.complete(key, hashed, accepted)
@@ -127,16 +129,25 @@ class RunCreator:
             safety_level=origin.safety_level,
         )
 
-    async def _create(self, request: RunRequest, origin: Origin) -> RunAccepted:
+    async def _create(self, request: RunRequest, origin: Origin, run_id: str) -> RunAccepted:
+        """Create (or, for a resumed idempotent request, re-create) the run and queue it.
+        Media's create is idempotent for the same id and request, and NATS drops a repeated
+        ``runs.requested`` by its message id, so resuming half-done work is safe."""
         self.rate_limiter.check(origin.device_id)
         await self.queue_guard.check()
-        run_id = new_run_id()
         with run_context(run_id):
-            await self.media.request(
+            response = await self.media.request(
                 "POST",
                 "/runs",
                 json=CreateRunBody(run_id=run_id, request=request).model_dump(mode="json"),
             )
+            record = RunRecord.model_validate(response.json())
+            if record.status != RunStatus.QUEUED or len(record.events) > 1:
+                # A resumed request whose run went on (or failed) meanwhile: report, don't requeue.
+                logger.info("run exists already as %s", record.status.value)
+                return RunAccepted(
+                    run_id=run_id, status=record.status, links=RunLinks(self=f"/api/runs/{run_id}")
+                )
             logger.info("run created for workflow %s", request.workflow)
             requested = RunRequested(run_id=run_id, **request.model_dump())
             try:

@@ -4,8 +4,8 @@ through unchanged."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
@@ -45,14 +45,11 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.http = http
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """Map what httpx raises to what the client is told: timed out 504, unreachable 503."""
         try:
-            response = await self.http.request(
-                method,
-                f"{self.base_url}{path}",
-                headers=_headers(kwargs.pop("headers", None)),
-                **kwargs,
-            )
+            yield
         except httpx.TimeoutException as exc:
             raise GatewayError(
                 ErrorCode.UPSTREAM_TIMEOUT, f"{self.name} did not answer in time", 504
@@ -63,6 +60,15 @@ class Upstream:
                 f"{self.name} is unavailable: {type(exc).__name__}",
                 503,
             ) from exc
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._transport_errors():
+            response = await self.http.request(
+                method,
+                f"{self.base_url}{path}",
+                headers=_headers(kwargs.pop("headers", None)),
+                **kwargs,
+            )
         _raise_for(self.name, response)
         return response
 
@@ -72,7 +78,7 @@ class Upstream:
     @asynccontextmanager
     async def stream(self, path: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
         """Open a streamed GET; 4xx/5xx are raised before any byte is passed on."""
-        try:
+        with self._transport_errors():
             async with self.http.stream(
                 "GET", f"{self.base_url}{path}", headers=_headers(headers)
             ) as response:
@@ -80,13 +86,3 @@ class Upstream:
                     await response.aread()
                     _raise_for(self.name, response)
                 yield response
-        except httpx.TimeoutException as exc:
-            raise GatewayError(
-                ErrorCode.UPSTREAM_TIMEOUT, f"{self.name} did not answer in time", 504
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise GatewayError(
-                ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"{self.name} is unavailable: {type(exc).__name__}",
-                503,
-            ) from exc

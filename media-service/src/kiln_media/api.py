@@ -152,7 +152,14 @@ def _serve(request: Request, run_id: str, path: Path, entity: Entity) -> Respons
                 f"{byte_range!r} is outside {entity.filename} ({entity.size} bytes)"[:300],
                 {"Content-Range": f"bytes */{entity.size}"},
             )
-    return FileResponse(path, media_type=entity.mime, headers=headers)
+    return LargeChunkFileResponse(path, media_type=entity.mime, headers=headers)
+
+
+class LargeChunkFileResponse(FileResponse):
+    """Reads in 1 MiB chunks (Starlette's default is 64 KiB): each chunk is a hop to a worker
+    thread, and media files are large. Servers with ``pathsend`` skip this path entirely."""
+
+    chunk_size = 1024 * 1024
 
 
 @router.api_route("/runs/{run_id}/files/{filename}", methods=["GET", "HEAD"], response_model=None)
@@ -224,8 +231,11 @@ async def list_runs(
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> RunPage:
-    """Runs newest first. ``next_cursor`` stays valid however many runs arrive meanwhile."""
+) -> Response:
+    """Runs newest first. ``next_cursor`` stays valid however many runs arrive meanwhile.
+
+    The body is a RunPage whose items are the stored records, sent as stored (no re-encoding).
+    """
     try:
         where = RunFilter(
             status=status.value if status else None,
@@ -238,9 +248,10 @@ async def list_runs(
     except ValueError as exc:
         raise MediaError(ErrorCode.INVALID_REQUEST, f"since/until: {exc}", 400) from None
     try:
-        return await catalog.list_runs(where, limit, cursor)
+        body = await catalog.list_runs(where, limit, cursor)
     except InvalidCursorError as exc:
         raise MediaError(ErrorCode.INVALID_CURSOR, str(exc), 400) from None
+    return Response(body, media_type="application/json")
 
 
 @router.delete("/runs/{run_id}", response_model=DeletionReport)

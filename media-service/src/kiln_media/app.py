@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 import httpx
@@ -27,9 +28,15 @@ from kiln_media.state import MediaState
 
 logger = logging.getLogger("kiln.media")
 
+RECENT_DAYS = 2  # runs are written while they run: this is where other replicas' changes are
 
-async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+
+async def _every(
+    seconds: float, job: Callable[[], Awaitable[object]], *, wait_first: bool = False
+) -> None:
     """Run a periodic job forever; a failure is logged and the next round tries again."""
+    if wait_first:
+        await anyio.sleep(seconds)
     while True:
         try:
             await job()
@@ -72,7 +79,19 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
             await consumer.start()
             try:
                 async with anyio.create_task_group() as jobs:
-                    jobs.start_soon(_every, settings.media_index_sync_seconds, catalog.sync_index)
+                    jobs.start_soon(
+                        _every,
+                        settings.media_index_sync_seconds,
+                        lambda: catalog.sync_index(recent_days=RECENT_DAYS),
+                    )
+                    jobs.start_soon(
+                        partial(
+                            _every,
+                            settings.media_index_full_sync_seconds,
+                            catalog.sync_index,
+                            wait_first=True,  # the start-up sync was a full one
+                        )
+                    )
                     if settings.retention_days is not None:
                         days = settings.retention_days
                         jobs.start_soon(

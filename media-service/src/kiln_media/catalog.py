@@ -6,15 +6,22 @@ them from its folder, so what a page shows is always the record itself.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
-from kiln_contracts.api import DeletionReport, RunPage
+from kiln_contracts.api import DeletionReport
 from kiln_contracts.records import Entity, RunRecord, utc_now
-from kiln_storage.index import RunFilter, RunIndex, SyncReport, decode_cursor, encode_cursor
+from kiln_storage.index import (
+    RunFilter,
+    RunIndex,
+    SyncReport,
+    decode_cursor,
+    encode_cursor,
+)
 from kiln_storage.local import EntityNotFoundError, RunNotFoundError, RunStore
 
 logger = logging.getLogger("kiln.media.catalog")
@@ -53,28 +60,36 @@ class RunCatalog:
         store.listeners.append(index.refresh)
 
     # -- listing -----------------------------------------------------------------------------
-    def _page(self, where: RunFilter, limit: int, cursor: str | None) -> RunPage:
+    def _page(self, where: RunFilter, limit: int, cursor: str | None) -> bytes:
+        """A RunPage as JSON. Each item is its ``metadata.json`` as stored: when the file is
+        the one the index row was read from (same stamp), the row's fields are the file's, so
+        the filter holds without parsing it; otherwise the row is refreshed and checked."""
         after = decode_cursor(cursor) if cursor else None
-        ids = self.index.query(where, limit + 1, after)
-        page_ids, more = ids[:limit], len(ids) > limit
-        items: list[RunRecord] = []
-        for run_id in page_ids:
+        rows = self.index.query_stamped(where, limit + 1, after)
+        page, more = rows[:limit], len(rows) > limit
+        items: list[bytes] = []
+        for run_id, indexed in page:
             try:
-                record = self.store.read(run_id)
+                raw, version = self.store.read_raw(run_id)
             except RunNotFoundError:
                 self.index.refresh(run_id)  # deleted by another replica since the last sync
                 continue
-            if not _matches(record, where):
+            if version != indexed:
                 self.index.refresh(run_id)  # changed by another replica since the last sync
-                continue
-            items.append(record)
-        return RunPage(items=items, next_cursor=encode_cursor(page_ids[-1]) if more else None)
+                if not _matches(RunRecord.model_validate_json(raw), where):
+                    continue
+            items.append(raw.strip())
+        next_cursor = encode_cursor(page[-1][0]) if more else None
+        return b'{"items":[%s],"next_cursor":%s}' % (
+            b",".join(items),
+            json.dumps(next_cursor).encode(),
+        )
 
-    async def list_runs(self, where: RunFilter, limit: int, cursor: str | None) -> RunPage:
+    async def list_runs(self, where: RunFilter, limit: int, cursor: str | None) -> bytes:
         return await anyio.to_thread.run_sync(self._page, where, limit, cursor)
 
-    async def sync_index(self) -> SyncReport:
-        return await anyio.to_thread.run_sync(self.index.sync)
+    async def sync_index(self, recent_days: int | None = None) -> SyncReport:
+        return await anyio.to_thread.run_sync(self.index.sync, recent_days)
 
     # -- serving -----------------------------------------------------------------------------
     def _media(self, kind: str, run_id: str, index: int | None) -> tuple[Path, Entity]:

@@ -33,7 +33,7 @@ from kiln_contracts.records import (
     can_transition,
     utc_now,
 )
-from kiln_storage.local import RunStore, StagedFile
+from kiln_storage.local import RunExistsError, RunStore, StagedFile
 
 from kiln_media.formats import check_format, mime_for, probe
 from kiln_media.ports import EventPublisher, OutputFetchError, OutputSource
@@ -98,7 +98,16 @@ class MediaService:
 
     # -- creation & reading ------------------------------------------------------------------
     async def create_run(self, run_id: str, request: RunRequest) -> RunRecord:
-        return await anyio.to_thread.run_sync(self.store.create_run, run_id, request)
+        """Idempotent for the same id and request (a gateway retrying after a lost answer gets
+        the run that exists); the same id with another request is RunExistsError."""
+        try:
+            return await anyio.to_thread.run_sync(self.store.create_run, run_id, request)
+        except RunExistsError:
+            existing = await self.get_run(run_id)
+            if existing.request != request:
+                raise
+            logger.info("create repeated for an existing run; answering with it")
+            return existing
 
     async def get_run(self, run_id: str) -> RunRecord:
         return await anyio.to_thread.run_sync(self.store.read, run_id)

@@ -35,16 +35,7 @@ async def list_manifests(state: StateDep) -> list[WorkflowManifest]:
 
 @router.get("/system", response_model=ServiceInfo)
 async def system(state: StateDep) -> ServiceInfo:
-    backends = [
-        {
-            "name": b.name,
-            "url": b.url,
-            "websocket": "connected" if b.watcher.connected.is_set() else "disconnected",
-            "in_flight": b.in_flight,
-            "max_in_flight": b.max_in_flight,
-        }
-        for b in state.pool.backends
-    ]
+    backends = [b.describe() for b in state.pool.backends]
     return ServiceInfo(
         service="pipeline-service",
         instance_id=state.settings.instance_id,

@@ -14,20 +14,25 @@ from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
 
 from kiln_pipeline.api import router
-from kiln_pipeline.comfy import BackendUnavailableError, ComfyClient
+from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.config import PipelineSettings
 from kiln_pipeline.driver import PollPolicy, RunDriver
-from kiln_pipeline.messaging import NatsRunEventSink, build_consumer
+from kiln_pipeline.messaging import (
+    NatsRunEventSink,
+    StreamCancelLedger,
+    build_consumer,
+    subscribe_cancels,
+)
 from kiln_pipeline.pool import Backend, BackendPool
 from kiln_pipeline.state import PipelineState
-from kiln_pipeline.templates import load_templates
+from kiln_pipeline.templates import builtin_workflows_dir, load_templates
 from kiln_pipeline.watcher import BackendWatcher
 
 
 def create_app(settings: PipelineSettings | None = None) -> FastAPI:
     settings = settings or PipelineSettings()  # from the environment
     configure_logging("pipeline-service", settings.instance_id, settings.log_level)
-    templates = load_templates()
+    templates = load_templates(builtin_workflows_dir(), *settings.pipeline_workflows_dirs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,18 +52,26 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
                     Backend(client, watcher, client_id, settings.pipeline_max_in_flight_per_backend)
                 )
             pool = BackendPool(backends)
+            await pool.check_all()
+            pool.start_health_checks(settings.pipeline_health_interval_seconds)
             sink = NatsRunEventSink(nc, js)
             poll = PollPolicy(
-                settings.pipeline_poll_initial_seconds, settings.pipeline_poll_max_seconds
+                initial_seconds=settings.pipeline_poll_initial_seconds,
+                max_seconds=settings.pipeline_poll_max_seconds,
+                lost_grace_seconds=settings.pipeline_lost_grace_seconds,
+                backend_down_seconds=settings.pipeline_backend_down_seconds,
             )
-            driver = RunDriver(templates, pool, sink, poll)
+            driver = RunDriver(templates, pool, sink, StreamCancelLedger(js), poll)
             app.state.pipeline = PipelineState(settings, templates, pool, nc)
+            cancels = await subscribe_cancels(nc, driver)
             consumer = build_consumer(js, driver, sink, pool.capacity)
             await consumer.start()
             try:
                 yield
             finally:
                 await consumer.stop()
+                await cancels.unsubscribe()
+                await pool.stop()
                 for backend in backends:
                     await backend.watcher.stop()
                 await nc.drain()
@@ -70,17 +83,13 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
 
     async def readiness() -> dict[str, str]:
         state: PipelineState = app.state.pipeline
-        problems = []
-        for backend in state.pool.backends:
-            try:
-                await backend.client.queue_remaining()
-            except BackendUnavailableError as exc:
-                problems.append(str(exc)[:200])
-        # Ready while any backend answers: the pool routes around the others.
-        all_down = len(problems) == len(state.pool.backends)
+        # Ready while any backend answers: the pool routes around the others. The health
+        # checks keep each backend's state current; readiness only reads it.
+        healthy = [b for b in state.pool.backends if b.healthy]
+        problems = [f"{b.name}: {b.last_error}" for b in state.pool.backends if not b.healthy]
         return {
             "nats": "ok" if state.nc.is_connected else "disconnected",
-            "comfyui": "; ".join(problems) if all_down else "ok",
+            "comfyui": "ok" if healthy else "; ".join(problems)[:600],
         }
 
     install_health_routes(app, readiness)

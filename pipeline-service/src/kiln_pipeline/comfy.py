@@ -76,8 +76,9 @@ class ComfyClient:
                     ids.add(str(item[1]))
         return ids
 
-    async def queue_remaining(self) -> int:
-        response = await self._request("GET", "/prompt")
+    async def queue_remaining(self, within_seconds: float | None = None) -> int:
+        extra: dict[str, Any] = {} if within_seconds is None else {"timeout": within_seconds}
+        response = await self._request("GET", "/prompt", **extra)
         return int(response.json().get("exec_info", {}).get("queue_remaining", 0))
 
     async def interrupt(self, prompt_id: str) -> None:

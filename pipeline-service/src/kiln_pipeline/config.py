@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from kiln_common.settings import KilnSettings, UrlList, split_urls
 from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import NoDecode
+
+
+def _split_paths(value: object) -> object:
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    return value
 
 
 class PipelineSettings(KilnSettings):
@@ -11,6 +19,14 @@ class PipelineSettings(KilnSettings):
     pipeline_max_in_flight_per_backend: int = Field(default=4, ge=1, le=256)
     pipeline_poll_initial_seconds: float = Field(default=0.25, gt=0)
     pipeline_poll_max_seconds: float = Field(default=2.0, gt=0)
+    pipeline_health_interval_seconds: float = Field(default=2.0, gt=0)
+    pipeline_lost_grace_seconds: float = Field(default=5.0, gt=0)
+    pipeline_backend_down_seconds: float = Field(default=10.0, gt=0)
+    # Directories with more templates (``*.manifest.json`` + ``*.json``) beside the built-in
+    # ones: a deployment's own workflows, or test workflows with short deadlines.
+    pipeline_workflows_dirs: Annotated[
+        list[Path], NoDecode, BeforeValidator(_split_paths), Field(default_factory=list)
+    ]
 
     @field_validator("comfyui_urls")
     @classmethod
@@ -21,3 +37,11 @@ class PipelineSettings(KilnSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"not an http(s) URL: {url!r}")
         return urls
+
+    @field_validator("pipeline_workflows_dirs")
+    @classmethod
+    def _existing_dirs(cls, dirs: list[Path]) -> list[Path]:
+        for directory in dirs:
+            if not directory.is_absolute() or not directory.is_dir():
+                raise ValueError(f"not an absolute path to a directory: {str(directory)!r}")
+        return dirs

@@ -1,29 +1,40 @@
 """Driving one run through a ComfyUI backend: submit under the run id, follow, confirm, report.
 
 Completion is ``executing`` with ``node: null`` for our prompt, always confirmed by
-``/history`` (DESIGN §4); when the websocket is quiet or gone, ``/history`` is polled with
-backoff, so a lost message can delay a run but never lose it.
+``/history`` (DESIGN §4); when the websocket is quiet or gone, the queue and ``/history`` are
+polled with backoff, so a lost message can delay a run but never lose it. A prompt that is in
+neither (ComfyUI restarted: both live in memory) is submitted once more under the same run id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from kiln_contracts.errors import ErrorCode
-from kiln_contracts.events import RunFailed, RunGenerated, RunProgress, RunRequested, RunStarted
+from kiln_contracts.events import (
+    RunCancelled,
+    RunFailed,
+    RunGenerated,
+    RunProgress,
+    RunRequested,
+    RunStarted,
+)
 from kiln_contracts.records import Stage
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
 
-from kiln_pipeline.comfy import PromptRejectedError
+from kiln_pipeline.comfy import BackendUnavailableError, PromptRejectedError
 from kiln_pipeline.outputs import collect_outputs, failure_of
-from kiln_pipeline.pool import Backend, BackendPool
-from kiln_pipeline.ports import RunEventSink
+from kiln_pipeline.pool import Backend, BackendPool, NoHealthyBackendError
+from kiln_pipeline.ports import CancelLedger, RunEventSink
 from kiln_pipeline.templates import WorkflowTemplate
+from kiln_pipeline.watcher import WEBSOCKET_LOST
 
 logger = logging.getLogger("kiln.pipeline")
 
@@ -31,11 +42,60 @@ PROGRESS_MIN_INTERVAL_SECONDS = 0.1
 # JSON numbers above 2^53 lose precision in browsers; seeds stay below.
 MAX_RANDOM_SEED = 2**53 - 1
 
+# Put into a run's message queue by a cancel request, to wake its driver at once.
+CANCEL_REQUESTED = "kiln.cancel"
+
+Message = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class PollPolicy:
     initial_seconds: float = 0.25
     max_seconds: float = 2.0
+    # A prompt in neither queue nor history for this long is lost, even without other signs of
+    # a restart (a history written late must not cause a second submission).
+    lost_grace_seconds: float = 5.0
+    # A backend that does not answer for this long during a run has lost the run.
+    backend_down_seconds: float = 10.0
+
+
+class Verdict(Enum):
+    LOST = "lost"  # the backend no longer knows the prompt
+    UNAVAILABLE = "unavailable"  # the backend failed before the prompt was submitted
+    DONE = "done"  # reported: generated, failed, timed out or cancelled
+
+
+@dataclass
+class ActiveRun:
+    """A run this pipeline instance is driving: where cancel requests find it."""
+
+    run_id: str
+    deadline_seconds: float = 0.0
+    # Whether a backend may already know the prompt (a redelivery, or a submission that
+    # failed halfway): then it is looked up before submitting, never submitted twice.
+    maybe_known: bool = True
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    messages: asyncio.Queue[Message] | None = None
+
+    def request_cancel(self) -> None:
+        self.cancel_requested.set()
+        if self.messages is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.messages.put_nowait({"type": CANCEL_REQUESTED, "data": {}})
+
+
+@dataclass
+class _Progress:
+    """Which nodes are done, from ``execution_cached`` and ``executing`` transitions (ComfyUI
+    sends ``executed`` only for nodes with UI output, so it cannot count nodes)."""
+
+    node_count: int
+    done: set[str] = field(default_factory=set)
+    current: str | None = None
+    last_sent: float = 0.0
+
+    def share(self) -> float:
+        return min(len(self.done) / max(self.node_count, 1), 1.0)
 
 
 class RunDriver:
@@ -44,12 +104,24 @@ class RunDriver:
         templates: dict[str, WorkflowTemplate],
         pool: BackendPool,
         sink: RunEventSink,
+        cancels: CancelLedger,
         poll: PollPolicy | None = None,
     ) -> None:
         self.templates = templates
         self.pool = pool
         self.sink = sink
+        self.cancels = cancels
         self.poll = poll or PollPolicy()
+        self.active: dict[str, ActiveRun] = {}
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Called for every cancel request any instance hears; True if this one drives the run."""
+        run = self.active.get(run_id)
+        if run is None:
+            return False
+        logger.info("cancel requested for a run in flight here")
+        run.request_cancel()
+        return True
 
     async def fail(
         self, run_id: str, stage: Stage, code: ErrorCode, message: str, **details: Any
@@ -59,7 +131,18 @@ class RunDriver:
             RunFailed(run_id=run_id, stage=stage, code=code, message=message, details=details)
         )
 
-    async def drive(self, request: RunRequested) -> None:
+    async def drive(self, request: RunRequested, redelivered: bool = True) -> None:
+        """Drive one requested run to its end. ``redelivered=False`` promises this is the
+        request's first delivery, so no backend can know its prompt yet."""
+        run_id = request.run_id
+        # Registered before the ledger is asked, so a cancel is either in the ledger or heard.
+        run = self.active.setdefault(run_id, ActiveRun(run_id, maybe_known=redelivered))
+        try:
+            await self._drive(request, run)
+        finally:
+            self.active.pop(run_id, None)
+
+    async def _drive(self, request: RunRequested, run: ActiveRun) -> None:
         run_id = request.run_id
         template = self.templates.get(request.workflow)
         if template is None:
@@ -77,140 +160,261 @@ class RunDriver:
                 run_id, Stage.PIPELINE, ErrorCode.INVALID_PARAMS, str(exc), problems=exc.problems
             )
             return
+        if await self.cancels.requested(run_id):
+            await self._report_cancelled(run_id, "cancelled before it reached a backend")
+            return
         seed_param = params.get("seed")
         seed = seed_param if isinstance(seed_param, int) else secrets.randbelow(MAX_RANDOM_SEED)
         graph = template.build(run_id, params, request.input_text, seed)
+        run.deadline_seconds = template.manifest.deadline_seconds
+        deadline = time.monotonic() + run.deadline_seconds
 
-        backend = await self.pool.acquire()
-        try:
-            await self._drive_on(backend, request, template, graph, seed)
-        finally:
-            await self.pool.release(backend)
+        resubmitted = False
+        started = False
+        avoid: frozenset[str] = frozenset()
+        while True:
+            try:
+                backend = await self.pool.acquire(deadline, avoid)
+            except NoHealthyBackendError as exc:
+                await self.fail(run_id, Stage.BACKEND, ErrorCode.BACKEND_UNAVAILABLE, str(exc))
+                return
+            try:
+                if not started:
+                    await self.sink.started(
+                        RunStarted(
+                            run_id=run_id,
+                            backend=backend.name,
+                            backend_url=backend.url,
+                            seed=seed,
+                            graph=graph,
+                        )
+                    )
+                    started = True
+                verdict = await self._drive_on(
+                    backend, run, template, graph, deadline, may_resubmit=not resubmitted
+                )
+            finally:
+                await self.pool.release(backend)
+            if verdict is Verdict.DONE:
+                return
+            if verdict is Verdict.LOST:
+                if resubmitted:
+                    await self.fail(
+                        run_id,
+                        Stage.BACKEND,
+                        ErrorCode.BACKEND_LOST,
+                        f"{backend.name} lost the run twice (restarted or stopped answering)",
+                        backend=backend.name,
+                    )
+                    return
+                resubmitted = True
+                logger.warning("%s lost the run; submitting it once more", backend.name)
+            # Lost or unavailable: another backend if there is one, this one once it is back.
+            avoid = frozenset({backend.name})
 
     async def _drive_on(
         self,
         backend: Backend,
-        request: RunRequested,
+        run: ActiveRun,
         template: WorkflowTemplate,
         graph: dict[str, Any],
-        seed: int,
-    ) -> None:
-        run_id = request.run_id
+        deadline: float,
+        may_resubmit: bool,
+    ) -> Verdict:
+        run_id = run.run_id
         messages = backend.watcher.subscribe(run_id)
+        run.messages = messages
         try:
-            await self.sink.started(
-                RunStarted(
-                    run_id=run_id,
-                    backend=backend.name,
-                    backend_url=backend.url,
-                    seed=seed,
-                    graph=graph,
-                )
-            )
             # A redelivered request may find its prompt already known to the backend: follow
             # it rather than submitting a second time.
-            entry = await backend.client.history(run_id)
-            if entry is None and run_id not in await backend.client.queued_prompt_ids():
-                try:
+            try:
+                queued, entry = False, None
+                if run.maybe_known:
+                    queued = run_id in await backend.client.queued_prompt_ids()
+                    entry = None if queued else await backend.client.history(run_id)
+                run.maybe_known = True
+                if run.cancel_requested.is_set():
+                    await self._cancel_on(backend, run_id)
+                    return Verdict.DONE
+                if entry is None and not queued:
                     await backend.client.submit(graph, run_id, backend.client_id)
-                except PromptRejectedError as exc:
-                    await self.fail(
-                        run_id,
-                        Stage.BACKEND,
-                        ErrorCode.INVALID_WORKFLOW,
-                        f"ComfyUI rejected the workflow: {exc.message}",
-                        error_type=exc.error_type,
-                        node_errors=exc.node_errors,
-                    )
-                    return
-                logger.info("submitted to %s", backend.name)
+                    logger.info("submitted to %s", backend.name)
+            except PromptRejectedError as exc:
+                await self.fail(
+                    run_id,
+                    Stage.BACKEND,
+                    ErrorCode.INVALID_WORKFLOW,
+                    f"ComfyUI rejected the workflow: {exc.message}",
+                    backend=backend.name,
+                    error_type=exc.error_type,
+                    node_errors=exc.node_errors,
+                )
+                return Verdict.DONE
+            except BackendUnavailableError as exc:
+                await self.pool.mark_unhealthy(backend, str(exc))
+                return Verdict.UNAVAILABLE
             if entry is None:
-                deadline = time.monotonic() + template.manifest.deadline_seconds
-                entry = await self._await_history(backend, run_id, messages, deadline, len(graph))
-            if entry is None:
-                await self._give_up_on_timeout(backend, run_id, template.manifest.deadline_seconds)
-                return
+                outcome = await self._follow(backend, run, messages, deadline, len(graph))
+                if isinstance(outcome, Verdict):
+                    return outcome
+                entry = outcome
             await self._report(backend, run_id, entry)
+            return Verdict.DONE
         finally:
+            run.messages = None
             backend.watcher.unsubscribe(run_id)
 
-    async def _await_history(
+    async def _follow(
         self,
         backend: Backend,
-        run_id: str,
-        messages: asyncio.Queue[dict[str, Any]],
+        run: ActiveRun,
+        messages: asyncio.Queue[Message],
         deadline: float,
         node_count: int,
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, Any] | Verdict:
+        """The history entry once the prompt is finished, or what stopped us waiting for it."""
+        run_id = run.run_id
+        progress = _Progress(node_count)
         interval = self.poll.initial_seconds
-        executed: set[str] = set()
-        last_progress = 0.0
-        while (remaining := deadline - time.monotonic()) > 0:
-            check_now = False
-            try:
-                message = await asyncio.wait_for(messages.get(), timeout=min(interval, remaining))
-            except TimeoutError:
-                check_now = True
-                interval = min(interval * 2, self.poll.max_seconds)
-            else:
+        next_check = time.monotonic() + interval
+        finished_seen = False  # executing node:null arrived: a missing history is only late
+        unreachable_since: float | None = None
+        missing_since: float | None = None
+        while (now := time.monotonic()) < deadline:
+            check_now = now >= next_check
+            if not check_now:
+                try:
+                    message = await asyncio.wait_for(
+                        messages.get(), timeout=min(next_check, deadline) - now
+                    )
+                except TimeoutError:
+                    continue
                 kind = message.get("type")
                 data = message.get("data") or {}
-                if kind == "executing":
-                    node = data.get("node")
-                    if node is None:
-                        check_now = True
-                    else:
-                        executed.add(str(node))
-                elif kind in ("execution_error", "execution_interrupted", "kiln.websocket_lost"):
+                if kind == CANCEL_REQUESTED:
+                    await self._cancel_on(backend, run_id)
+                    return Verdict.DONE
+                if kind == "executing" and data.get("node") is None:
+                    finished_seen = True
                     check_now = True
-                elif (
-                    kind == "progress"
-                    and time.monotonic() - last_progress >= PROGRESS_MIN_INTERVAL_SECONDS
-                ):
-                    last_progress = time.monotonic()
-                    await self.sink.progress(
-                        RunProgress(
-                            run_id=run_id,
-                            node=str(data.get("node")) if data.get("node") is not None else None,
-                            value=float(data.get("value", 0)),
-                            max=float(data.get("max", 1) or 1),
-                            share=min(len(executed) / max(node_count, 1), 1.0),
-                        )
-                    )
-            if check_now:
-                entry = await backend.client.history(run_id)
-                if entry is not None:
-                    return entry
-        return None
+                elif kind in ("execution_error", "execution_interrupted", WEBSOCKET_LOST):
+                    check_now = True
+                else:
+                    await self._on_progress_message(run_id, progress, kind, data)
+                if not check_now:
+                    continue
+            if run.cancel_requested.is_set():
+                await self._cancel_on(backend, run_id)
+                return Verdict.DONE
+            interval = min(interval * 2, self.poll.max_seconds)
+            next_check = time.monotonic() + interval
+            try:
+                if finished_seen:
+                    # ComfyUI writes history before it says node:null; the queue can wait.
+                    entry = await backend.client.history(run_id)
+                    queued = False
+                else:
+                    # Queue before history: a prompt finishing between the two calls is then
+                    # seen in history, never in neither.
+                    queued = run_id in await backend.client.queued_prompt_ids()
+                    entry = None if queued else await backend.client.history(run_id)
+            except BackendUnavailableError as exc:
+                await self.pool.mark_unhealthy(backend, str(exc))
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since >= self.poll.backend_down_seconds:
+                    logger.warning("%s has not answered for a while: %s", backend.name, exc)
+                    return Verdict.LOST
+                continue
+            if entry is not None:
+                return entry
+            if queued or finished_seen:
+                missing_since = None
+            elif unreachable_since is not None:
+                # It did not answer and now has no trace of the prompt: it restarted.
+                return Verdict.LOST
+            else:
+                missing_since = missing_since or time.monotonic()
+                if time.monotonic() - missing_since >= self.poll.lost_grace_seconds:
+                    return Verdict.LOST
+            unreachable_since = None
+        await self._give_up_on_timeout(backend, run)
+        return Verdict.DONE
 
-    async def _give_up_on_timeout(self, backend: Backend, run_id: str, limit: float) -> None:
-        # Free the backend for others: dequeue if waiting, interrupt if running.
+    async def _on_progress_message(
+        self, run_id: str, progress: _Progress, kind: object, data: dict[str, Any]
+    ) -> None:
+        node = data.get("node")
+        if kind == "execution_cached":
+            progress.done.update(str(n) for n in data.get("nodes") or [])
+        elif kind == "executing" and node is not None:
+            if progress.current is not None:
+                progress.done.add(progress.current)
+            progress.current = str(node)
+        elif kind == "executed" and node is not None:
+            progress.done.add(str(node))
+        elif kind != "progress":
+            return
+        now = time.monotonic()
+        current = str(node) if node is not None else progress.current
+        if current is None or now - progress.last_sent < PROGRESS_MIN_INTERVAL_SECONDS:
+            return  # nothing running yet (cached nodes only), or too soon
+        progress.last_sent = now
+        is_progress = kind == "progress"
+        await self.sink.progress(
+            RunProgress(
+                run_id=run_id,
+                node=current,
+                value=float(data.get("value", 0)) if is_progress else 0.0,
+                max=float(data.get("max", 1) or 1) if is_progress else 1.0,
+                share=progress.share(),
+            )
+        )
+
+    async def _stop_on(self, backend: Backend, run_id: str) -> None:
+        """Free the backend: dequeue if waiting, interrupt if running (only this prompt)."""
         try:
             await backend.client.delete_queued(run_id)
             await backend.client.interrupt(run_id)
-        except Exception as exc:  # noqa: BLE001 - the timeout is reported whatever this does
-            logger.warning("could not stop %s on %s: %s", run_id, backend.name, exc)
+        except BackendUnavailableError as exc:
+            logger.warning("could not stop the prompt on %s: %s", backend.name, exc)
+
+    async def _cancel_on(self, backend: Backend, run_id: str) -> None:
+        await self._stop_on(backend, run_id)
+        await self._report_cancelled(run_id, f"cancelled on {backend.name}")
+
+    async def _report_cancelled(self, run_id: str, how: str) -> None:
+        logger.info("run %s", how)
+        await self.sink.cancelled(RunCancelled(run_id=run_id))
+
+    async def _give_up_on_timeout(self, backend: Backend, run: ActiveRun) -> None:
+        await self._stop_on(backend, run.run_id)
         await self.fail(
-            run_id,
+            run.run_id,
             Stage.BACKEND,
             ErrorCode.TIMEOUT,
-            f"no result within {limit:g} s",
+            f"no result within the workflow's deadline of {run.deadline_seconds:g} s; "
+            f"the prompt was removed from {backend.name}",
             backend=backend.name,
+            deadline_seconds=run.deadline_seconds,
         )
 
     async def _report(self, backend: Backend, run_id: str, entry: dict[str, Any]) -> None:
         failure = failure_of(entry)
         if failure is not None:
-            node = failure.get("node_type") or failure.get("node_id") or "?"
+            node_type = failure.get("node_type")
+            node_id = failure.get("node_id")
             text = failure.get("exception_message") or failure.get("kind")
             await self.fail(
                 run_id,
                 Stage.BACKEND,
                 ErrorCode.BACKEND_ERROR,
-                f"ComfyUI failed in node {node}: {text}",
-                node_id=failure.get("node_id"),
-                node_type=failure.get("node_type"),
+                f"ComfyUI failed in node {node_id} ({node_type or '?'}): "
+                f"{failure.get('exception_type') or 'error'}: {text}",
+                backend=backend.name,
+                node_id=node_id,
+                node_type=node_type,
                 exception_type=failure.get("exception_type"),
+                exception_message=failure.get("exception_message"),
             )
             return
         outputs = collect_outputs(entry)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kiln_contracts.events import RunFailed, RunGenerated, RunProgress, RunStarted
+from kiln_contracts.events import RunCancelled, RunFailed, RunGenerated, RunProgress, RunStarted
 
 
 class RunEventSink(Protocol):
@@ -14,4 +14,12 @@ class RunEventSink(Protocol):
 
     async def failed(self, event: RunFailed) -> None: ...
 
+    async def cancelled(self, event: RunCancelled) -> None: ...
+
     async def progress(self, event: RunProgress) -> None: ...
+
+
+class CancelLedger(Protocol):
+    """Whether a cancel was requested for a run before this instance picked it up."""
+
+    async def requested(self, run_id: str) -> bool: ...

@@ -73,11 +73,20 @@ def run_prefix(run_id: str, node_id: str) -> str:
     return f"kiln/{run_id}/{node_id}"
 
 
-def load_templates(directory: Path | None = None) -> dict[str, WorkflowTemplate]:
-    """Every ``*.manifest.json`` with its ``*.json`` graph beside it; fails on the first bad one."""
-    base = Path(str(files("kiln_pipeline") / "workflows")) if directory is None else directory
+def builtin_workflows_dir() -> Path:
+    return Path(str(files("kiln_pipeline") / "workflows"))
+
+
+def load_templates(*directories: Path) -> dict[str, WorkflowTemplate]:
+    """Every ``*.manifest.json`` with its ``*.json`` graph beside it, from the given directories
+    (the built-in one when none is given); fails on the first bad one or a repeated name."""
+    manifest_paths = [
+        path
+        for base in directories or (builtin_workflows_dir(),)
+        for path in sorted(base.glob("*.manifest.json"))
+    ]
     templates: dict[str, WorkflowTemplate] = {}
-    for manifest_path in sorted(base.glob("*.manifest.json")):
+    for manifest_path in manifest_paths:
         manifest = WorkflowManifest.model_validate_json(manifest_path.read_bytes())
         graph_path = manifest_path.with_name(manifest_path.name.replace(".manifest.json", ".json"))
         graph = json.loads(graph_path.read_bytes())

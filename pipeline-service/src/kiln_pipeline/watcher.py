@@ -18,6 +18,9 @@ logger = logging.getLogger("kiln.pipeline.watcher")
 
 Message = dict[str, Any]
 
+# Put into every waiting run's queue when the socket drops, so its driver polls at once.
+WEBSOCKET_LOST = "kiln.websocket_lost"
+
 
 class BackendWatcher:
     def __init__(self, name: str, ws_url: str) -> None:
@@ -81,6 +84,6 @@ class BackendWatcher:
             # Wake every waiting run so it falls back to polling /history at once.
             for queue in list(self._subscribers.values()):
                 with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait({"type": "kiln.websocket_lost", "data": {}})
+                    queue.put_nowait({"type": WEBSOCKET_LOST, "data": {}})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -12,19 +12,16 @@ import base64
 import binascii
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kiln_contracts.ids import InvalidRunIdError, is_run_id, parse_run_id
-from kiln_contracts.layout import METADATA_FILE, RUNS_DIR
+from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 
-from kiln_storage.local import RunStore
+from kiln_storage.base import RunNotFoundError, RunStorage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -94,15 +91,10 @@ def run_id_bound(instant: datetime) -> str:
     return f"{hex_ms[:8]}-{hex_ms[8:]}-7000-8000-000000000000"
 
 
-def _stamp(stat: os.stat_result) -> str:
-    # metadata.json is only ever replaced by rename: a new inode means a new record.
-    return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
-
-
 class RunIndex:
     """SQLite (a file under a service's own var dir, or memory), safe across threads."""
 
-    def __init__(self, store: RunStore, path: Path | None = None) -> None:
+    def __init__(self, store: RunStorage, path: Path | None = None) -> None:
         self.store = store
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,10 +119,9 @@ class RunIndex:
 
     # -- keeping it true to the folders -----------------------------------------------------
     def _row_from_file(self, run_id: str) -> tuple[str, ...] | None:
-        path = self.store.metadata_path(run_id)
         try:
-            stat = path.stat()
-            raw = json.loads(path.read_bytes())
+            data, version = self.store.read_raw(run_id)
+            raw = json.loads(data)
             request = raw["request"]
             return (
                 run_id,
@@ -138,9 +129,9 @@ class RunIndex:
                 str(request["workflow"]),
                 request.get("device_id"),
                 request.get("session_id"),
-                _stamp(stat),
+                version,
             )
-        except FileNotFoundError:
+        except RunNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
             # Unlisted until it is readable again; the run itself is untouched.
@@ -161,33 +152,29 @@ class RunIndex:
             else:
                 self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", row)
 
-    def _scan(self) -> Iterator[tuple[str, str]]:
-        runs = self.store.root / RUNS_DIR
-        if not runs.is_dir():
-            return
-        for day in os.scandir(runs):
-            if not day.is_dir() or day.name.startswith("."):
-                continue
-            for entry in os.scandir(day.path):
-                if not is_run_id(entry.name):
-                    continue
-                try:
-                    stat = os.stat(os.path.join(entry.path, METADATA_FILE))
-                except FileNotFoundError:
-                    continue
-                yield entry.name, _stamp(stat)
-
-    def sync(self) -> SyncReport:
+    def sync(self, recent_days: int | None = None) -> SyncReport:
         """Bring the index in line with the folders: re-read records whose file changed (by
-        inode and mtime, so only changed runs are parsed), drop rows of deleted runs."""
+        inode and mtime, so only changed runs are parsed), drop rows of deleted runs.
+
+        ``recent_days`` limits the scan to the day folders of the last days (where nearly all
+        changes happen: a run is written while it runs); None scans the whole root.
+        """
         started = time.perf_counter()
+        first_day: str | None = None
+        lower = "0"
+        if recent_days is not None:
+            since = datetime.now(UTC) - timedelta(days=recent_days)
+            first_day = since.date().isoformat()
+            lower = run_id_bound(datetime.fromisoformat(first_day).replace(tzinfo=UTC))
         with self._lock:
-            known = dict(self._db.execute("SELECT run_id, stamp FROM runs").fetchall())
+            known = dict(
+                self._db.execute("SELECT run_id, stamp FROM runs WHERE run_id >= ?", (lower,))
+            )
         seen: set[str] = set()
         changed: list[tuple[str, ...]] = []
-        for run_id, stamp in self._scan():
+        for run_id, current in self.store.scan_versions(first_day):
             seen.add(run_id)
-            if known.get(run_id) != stamp:
+            if known.get(run_id) != current:
                 row = self._row_from_file(run_id)
                 if row is not None:
                     changed.append(row)
@@ -208,6 +195,12 @@ class RunIndex:
     # -- asking it ---------------------------------------------------------------------------
     def query(self, where: RunFilter, limit: int, after: str | None = None) -> list[str]:
         """Run ids matching ``where``, newest first, strictly older than ``after``."""
+        return [run_id for run_id, _ in self.query_stamped(where, limit, after)]
+
+    def query_stamped(
+        self, where: RunFilter, limit: int, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Like ``query``, with the version of the ``metadata.json`` each row was read from."""
         clauses: list[str] = []
         args: list[object] = []
         for column in ("status", "workflow", "device_id", "session_id"):
@@ -224,13 +217,13 @@ class RunIndex:
         if after is not None:
             clauses.append("run_id < ?")
             args.append(after)
-        sql = "SELECT run_id FROM runs"
+        sql = "SELECT run_id, stamp FROM runs"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY run_id DESC LIMIT ?"
         args.append(limit)
         with self._lock:
-            return [row[0] for row in self._db.execute(sql, args).fetchall()]
+            return [(row[0], row[1]) for row in self._db.execute(sql, args).fetchall()]
 
     def run_ids_before(self, instant: datetime) -> list[str]:
         """Every indexed run created before ``instant`` (for retention)."""

@@ -6,7 +6,6 @@ record happens under a per-run lock that also holds between processes on one vol
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,58 +14,55 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from kiln_contracts.ids import is_run_id, parse_run_id
+from kiln_contracts.ids import is_run_id, parse_run_id, run_date
 from kiln_contracts.layout import (
     LOCK_FILE,
     METADATA_FILE,
     RUNS_DIR,
     STORAGE_ID_FILE,
-    entity_filename,
     parse_entity_filename,
     run_relpath,
 )
 from kiln_contracts.records import (
-    BlockInfo,
     Entity,
-    RunHistoryEntry,
     RunRecord,
     RunRequest,
-    RunStatus,
     utc_now,
 )
 
+from kiln_storage.base import (
+    CHUNK_SIZE,
+    EntityNotFoundError,
+    RunExistsError,
+    RunNotFoundError,
+    StagedFile,
+    StagingWriter,
+    StorageError,
+    deletion_entry,
+    dump_record,
+    new_entity,
+    new_record,
+    with_block,
+)
 
-class StorageError(Exception):
-    """Base for storage failures the caller must report."""
-
-
-class RunNotFoundError(StorageError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run {run_id} on this storage root")
-        self.run_id = run_id
-
-
-class RunExistsError(StorageError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} exists already")
-        self.run_id = run_id
-
-
-class EntityNotFoundError(StorageError):
-    def __init__(self, run_id: str, filename: str) -> None:
-        super().__init__(f"run {run_id} has no file {filename}")
-        self.run_id = run_id
-        self.filename = filename
-
+# Errors and staging live in base (shared by every backend); re-exported for existing callers.
+__all__ = [
+    "EntityNotFoundError",
+    "RunExistsError",
+    "RunNotFoundError",
+    "RunStore",
+    "StagedFile",
+    "StagingWriter",
+    "StorageError",
+    "write_atomic",
+]
 
 AUDIT_DIR = "audit"
 DELETIONS_LOG = "deletions.jsonl"
-CHUNK_SIZE = 256 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,6 +71,10 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _version(stat: os.stat_result) -> str:
+    return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -90,45 +90,6 @@ def write_atomic(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-
-@dataclass(frozen=True)
-class StagedFile:
-    """Bytes already on the volume (in the run folder, under a temp name), checksummed."""
-
-    path: Path
-    size: int
-    sha256: str
-    head: bytes = b""
-
-
-class StagingWriter:
-    def __init__(self, directory: Path) -> None:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming.", suffix=".tmp")
-        self.path = Path(tmp)
-        self._handle = os.fdopen(fd, "wb")
-        self._digest = hashlib.sha256()
-        self._size = 0
-        self.head = b""
-
-    def write(self, chunk: bytes) -> None:
-        if len(self.head) < 64:
-            self.head = (self.head + chunk)[:64]
-        self._digest.update(chunk)
-        self._size += len(chunk)
-        self._handle.write(chunk)
-
-    def finish(self) -> StagedFile:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        return StagedFile(
-            path=self.path, size=self._size, sha256=self._digest.hexdigest(), head=self.head
-        )
-
-    def abort(self) -> None:
-        self._handle.close()
-        self.path.unlink(missing_ok=True)
 
 
 class RunStore:
@@ -203,30 +164,9 @@ class RunStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{run_id}."))
         try:
-            now = utc_now()
-            input_bytes = request.input_text.encode("utf-8")
-            input_name = entity_filename(1, "input", "txt")
+            record, input_name, input_bytes = new_record(run_id, request, utc_now())
             write_atomic(staging / input_name, input_bytes)
-            record = RunRecord(
-                run_id=run_id,
-                status=RunStatus.QUEUED,
-                created_at=now,
-                updated_at=now,
-                request=request,
-                entities=[
-                    Entity(
-                        seq=1,
-                        type="input",
-                        filename=input_name,
-                        mime="text/plain; charset=utf-8",
-                        size=len(input_bytes),
-                        sha256=hashlib.sha256(input_bytes).hexdigest(),
-                        created_at=now,
-                    )
-                ],
-                events=[RunHistoryEntry(at=now, event="created", status=RunStatus.QUEUED)],
-            )
-            write_atomic(staging / METADATA_FILE, _dump(record))
+            write_atomic(staging / METADATA_FILE, dump_record(record))
             os.chmod(staging, 0o755)  # noqa: S103 - mkdtemp's 0700 would hide the run from readers
             try:
                 os.rename(staging, final)
@@ -257,7 +197,7 @@ class RunStore:
             if updated is None:
                 return current
             updated = updated.model_copy(update={"updated_at": utc_now()})
-            write_atomic(run_dir / METADATA_FILE, _dump(updated))
+            write_atomic(run_dir / METADATA_FILE, dump_record(updated))
         self._changed(run_id)
         return updated
 
@@ -308,28 +248,17 @@ class RunStore:
                 found = existing(record)
                 if found is not None:
                     return found
-            seq = record.next_seq()
-            filename = entity_filename(seq, entity_type, ext)
-            target = run_dir / filename
+            entity = new_entity(record.next_seq(), entity_type, ext, mime, staged, meta)
+            target = run_dir / entity.filename
             if target.exists():
-                raise StorageError(f"{filename} exists but is not in metadata.json")
-            entity = Entity(
-                seq=seq,
-                type=entity_type,
-                filename=filename,
-                mime=mime,
-                size=staged.size,
-                sha256=staged.sha256,
-                created_at=utc_now(),
-                meta=meta,
-            )
+                raise StorageError(f"{entity.filename} exists but is not in metadata.json")
             os.replace(staged.path, target)
             _fsync_dir(run_dir)
             updated = record.model_copy(update={"entities": [*record.entities, entity]})
             if change is not None:
                 updated = change(updated, entity)
             updated = updated.model_copy(update={"updated_at": utc_now()})
-            write_atomic(run_dir / METADATA_FILE, _dump(updated))
+            write_atomic(run_dir / METADATA_FILE, dump_record(updated))
         self._changed(run_id)
         return entity
 
@@ -358,31 +287,9 @@ class RunStore:
         found: list[Entity] = []
 
         def change(record: RunRecord) -> RunRecord | None:
-            entity = record.entity(filename)
-            if entity is None:
-                raise EntityNotFoundError(run_id, filename)
-            if (entity.blocked is None) == (reason is None) and (
-                entity.blocked is None or entity.blocked.reason == reason
-            ):
-                found.append(entity)
-                return None  # already so: nothing to write
-            now = utc_now()
-            blocked = BlockInfo(reason=reason, at=now) if reason is not None else None
-            updated = entity.model_copy(update={"blocked": blocked})
-            found.append(updated)
-            entities = [updated if e.filename == filename else e for e in record.entities]
-            detail: dict[str, Any] = {"filename": filename}
-            if reason is not None:
-                detail["reason"] = reason
-            entry = RunHistoryEntry(
-                at=now,
-                event="blocked" if reason is not None else "unblocked",
-                status=record.status,
-                detail=detail,
-            )
-            return record.model_copy(
-                update={"entities": entities, "events": [*record.events, entry]}
-            )
+            changed, entity = with_block(record, run_id, filename, reason)
+            found.append(entity)
+            return changed
 
         self.update(run_id, change)
         return found[-1]
@@ -400,6 +307,37 @@ class RunStore:
                 (e.name for e in os.scandir(runs / day) if is_run_id(e.name)), reverse=True
             )
             yield from names
+
+    def read_raw(self, run_id: str) -> tuple[bytes, str]:
+        """``metadata.json`` as stored, with its version (of the very file read: the file is
+        only ever replaced, so its inode names its version)."""
+        # A plain string path: listing reads many records, and pathlib costs more than the read.
+        path = f"{self.root}/{RUNS_DIR}/{run_date(run_id).isoformat()}/{run_id}/{METADATA_FILE}"
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(), _version(os.fstat(handle.fileno()))
+        except FileNotFoundError:
+            raise RunNotFoundError(run_id) from None
+
+    def scan_versions(self, first_day: str | None = None) -> Iterator[tuple[str, str]]:
+        """(run id, record version) of every run, or of the runs of ``first_day`` and later;
+        one stat per run, nothing parsed."""
+        runs = self.root / RUNS_DIR
+        if not runs.is_dir():
+            return
+        for day in os.scandir(runs):
+            if not day.is_dir() or day.name.startswith("."):
+                continue
+            if first_day is not None and day.name < first_day:
+                continue
+            for entry in os.scandir(day.path):
+                if not is_run_id(entry.name):
+                    continue
+                try:
+                    stat = os.stat(os.path.join(entry.path, METADATA_FILE))
+                except FileNotFoundError:
+                    continue
+                yield entry.name, _version(stat)
 
     def metadata_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / METADATA_FILE
@@ -427,20 +365,7 @@ class RunStore:
                 _fsync_dir(run_dir.parent)
         except RunNotFoundError:
             return False
-        self.append_audit(
-            {
-                "at": utc_now().isoformat(),
-                "action": "delete_run",
-                "run_id": run_id,
-                "reason": reason,
-                "actor": actor,
-                "device_id": record.request.device_id,
-                "session_id": record.request.session_id,
-                "created_at": record.created_at.isoformat(),
-                "files": [e.filename for e in record.entities],
-                **detail,
-            }
-        )
+        self.append_audit(deletion_entry(record, reason, actor, detail))
         self._changed(run_id)
         shutil.rmtree(graveyard)
         return True
@@ -470,19 +395,18 @@ class RunStore:
             return []
         return [json.loads(line) for line in lines if line.strip()]
 
-    def entity_path(self, run_id: str, filename: str) -> tuple[Path, Entity]:
-        """The path of a listed entity. Only names listed in ``metadata.json`` are served, and
-        names are validated before they touch the filesystem."""
+    def entity(self, run_id: str, filename: str) -> Entity:
+        """A listed entity. Names are validated before anything touches the filesystem."""
         parse_entity_filename(filename)
-        record = self.read(run_id)
-        entity = record.entity(filename)
+        entity = self.read(run_id).entity(filename)
         if entity is None:
             raise EntityNotFoundError(run_id, filename)
+        return entity
+
+    def entity_path(self, run_id: str, filename: str) -> tuple[Path, Entity]:
+        """The path of a listed entity: only names listed in ``metadata.json`` are served."""
+        entity = self.entity(run_id, filename)
         path = self.run_dir(run_id) / entity.filename
         if not path.is_file():
             raise StorageError(f"{filename} is listed for run {run_id} but missing on disk")
         return path, entity
-
-
-def _dump(record: RunRecord) -> bytes:
-    return json.dumps(record.model_dump(mode="json"), indent=2, ensure_ascii=False).encode() + b"\n"

@@ -39,6 +39,7 @@ class StackConfig:
     comfyui_urls: list[str] = field(default_factory=list)
     extra_env: Mapping[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    simulators: int = 1  # started when comfyui_urls is empty: comfyui-sim, comfyui-sim-2, …
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     comfyui_urls: list[str] = field(default_factory=list)
+    ready_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def var_dir(self) -> Path:
@@ -94,15 +96,11 @@ class Stack:
         store.mkdir(parents=True, exist_ok=True)
         argv = [_bin("nats-server"), "-a", self.config.host, "-p", str(port), "-m", str(monitor)]
         argv += ["-js", "-sd", str(store)]
-        process = self._spawn("nats", argv)
+        self._spawn("nats", argv)
         self.urls["nats"] = f"nats://{self.config.host}:{port}"
         self.urls["nats-monitor"] = f"http://{self.config.host}:{monitor}"
-        wait_until(
-            http_ok(f"{self.urls['nats-monitor']}/healthz?js-enabled-only=true"),
-            STARTUP_TIMEOUT_SECONDS,
-            "NATS with JetStream",
-            process,
-        )
+        self.ready_urls["nats"] = f"{self.urls['nats-monitor']}/healthz?js-enabled-only=true"
+        self._wait_ready("nats")
 
     def start_simulator(self, name: str = "comfyui-sim") -> str:
         port = self._port(name)
@@ -110,10 +108,11 @@ class Stack:
         output.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "uvicorn", "comfyui_sim.app:create_app", "--factory"]
         argv += ["--host", self.config.host, "--port", str(port), "--log-level", "warning"]
-        process = self._spawn(name, argv, {"COMFYUI_SIM_OUTPUT_DIR": str(output)})
+        self._spawn(name, argv, {"COMFYUI_SIM_OUTPUT_DIR": str(output)})
         url = f"http://{self.config.host}:{port}"
         self.urls[name] = url
-        wait_until(http_ok(f"{url}/system_stats"), STARTUP_TIMEOUT_SECONDS, name, process)
+        self.ready_urls[name] = f"{url}/system_stats"
+        self._wait_ready(name)
         return url
 
     def service_env(self) -> dict[str, str]:
@@ -129,13 +128,34 @@ class Stack:
         }
 
     def start_service(self, name: str) -> None:
-        port = self.ports[name]
-        argv = [sys.executable, "-m", "uvicorn", SERVICES[name], "--factory"]
-        argv += ["--host", self.config.host, "--port", str(port), "--no-access-log"]
-        process = self._spawn(name, argv, {**self.service_env(), "KILN_INSTANCE_ID": f"{name}-1"})
-        wait_until(
-            http_ok(f"{self.urls[name]}/readyz"), STARTUP_TIMEOUT_SECONDS, f"{name} ready", process
-        )
+        self._start_service_process(name, name, {"KILN_INSTANCE_ID": f"{name}-1"})
+
+    def start_replica(self, name: str, replica: int, peers: Mapping[str, str] | None = None) -> str:
+        """Another process of a service on its own port, sharing NATS and the storage root.
+        ``peers`` overrides service URLs, e.g. to point a second gateway at a second media."""
+        key = f"{name}-{replica}"
+        self.urls[key] = f"http://{self.config.host}:{self._port(key)}"
+        self._start_service_process(name, key, {**(peers or {}), "KILN_INSTANCE_ID": key})
+        return self.urls[key]
+
+    def _start_service_process(self, service: str, key: str, env: Mapping[str, str]) -> None:
+        argv = [sys.executable, "-m", "uvicorn", SERVICES[service], "--factory"]
+        argv += ["--host", self.config.host, "--port", str(self.ports[key]), "--no-access-log"]
+        self._spawn(key, argv, {**self.service_env(), **env})
+        self.ready_urls[key] = f"{self.urls[key]}/readyz"
+        self._wait_ready(key)
+
+    def _wait_ready(self, key: str) -> None:
+        process = self.processes[key]
+        wait_until(http_ok(self.ready_urls[key]), STARTUP_TIMEOUT_SECONDS, f"{key} ready", process)
+
+    def restart(self, key: str) -> None:
+        """Start a stopped or killed process again, same port, same data, and wait until ready."""
+        process = self.processes[key]
+        if process.running:
+            process.stop()
+        process.start()
+        self._wait_ready(key)
 
     def stop_service(self, name: str) -> None:
         self.processes[name].stop()
@@ -145,7 +165,10 @@ class Stack:
         self.storage_root.mkdir(parents=True, exist_ok=True)
         try:
             self.start_nats()
-            self.comfyui_urls = list(self.config.comfyui_urls) or [self.start_simulator()]
+            self.comfyui_urls = list(self.config.comfyui_urls) or [
+                self.start_simulator("comfyui-sim" if n == 1 else f"comfyui-sim-{n}")
+                for n in range(1, self.config.simulators + 1)
+            ]
             for name in SERVICES:
                 fixed = self.config.gateway_port if name == "gateway" else None
                 self.urls[name] = f"http://{self.config.host}:{self._port(name, fixed)}"

@@ -1,0 +1,116 @@
+"""Fakes behind the pipeline's ports for unit tests: a ComfyUI answering over an in-memory HTTP
+transport, and a sink and cancel ledger that record what the driver reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from kiln_contracts.events import RunCancelled, RunFailed, RunGenerated, RunProgress, RunStarted
+
+
+@dataclass
+class FakeComfy:
+    """A ComfyUI whose prompts finish when the test says so."""
+
+    queued: list[str] = field(default_factory=list)
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    submitted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    down: bool = False
+    finish_on_submit: bool = True
+    forget_on_submit: bool = False  # a restart right after each submission
+    _submission: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_submissions(self, count: int) -> None:
+        while len(self.submitted) < count:
+            self._submission.clear()
+            await self._submission.wait()
+
+    def finish(self, prompt_id: str) -> None:
+        if prompt_id in self.queued:
+            self.queued.remove(prompt_id)
+        self.history[prompt_id] = {
+            "outputs": {
+                "3": {
+                    "images": [
+                        {
+                            "filename": "3_00001_.png",
+                            "subfolder": f"kiln/{prompt_id}",
+                            "type": "output",
+                        }
+                    ]
+                }
+            },
+            "status": {"status_str": "success", "completed": True, "messages": []},
+        }
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            return httpx.Response(503, text="down")
+        path, method = request.url.path, request.method
+        if path == "/prompt" and method == "POST":
+            prompt_id = json.loads(request.content)["prompt_id"]
+            self.submitted.append(prompt_id)
+            self._submission.set()
+            if self.forget_on_submit:
+                return httpx.Response(200, json={"prompt_id": prompt_id, "number": 0})
+            self.queued.append(prompt_id)
+            if self.finish_on_submit:
+                self.finish(prompt_id)
+            return httpx.Response(200, json={"prompt_id": prompt_id, "number": 0})
+        if path == "/prompt":
+            return httpx.Response(200, json={"exec_info": {"queue_remaining": len(self.queued)}})
+        if path == "/queue" and method == "GET":
+            running = [[0, p, {}, {}, []] for p in self.queued]
+            return httpx.Response(200, json={"queue_running": running, "queue_pending": []})
+        if path == "/queue":
+            for prompt_id in json.loads(request.content).get("delete", []):
+                self.deleted.append(prompt_id)
+                if prompt_id in self.queued:
+                    self.queued.remove(prompt_id)
+            return httpx.Response(200)
+        if path == "/interrupt":
+            self.interrupted.append(json.loads(request.content)["prompt_id"])
+            return httpx.Response(200)
+        if path.startswith("/history/"):
+            prompt_id = path.rsplit("/", 1)[1]
+            entry = self.history.get(prompt_id)
+            return httpx.Response(200, json={prompt_id: entry} if entry else {})
+        return httpx.Response(404)
+
+
+@dataclass
+class RecordingSink:
+    started_events: list[RunStarted] = field(default_factory=list)
+    generated_events: list[RunGenerated] = field(default_factory=list)
+    failed_events: list[RunFailed] = field(default_factory=list)
+    cancelled_events: list[RunCancelled] = field(default_factory=list)
+    progress_events: list[RunProgress] = field(default_factory=list)
+
+    async def started(self, event: RunStarted) -> None:
+        self.started_events.append(event)
+
+    async def generated(self, event: RunGenerated) -> None:
+        self.generated_events.append(event)
+
+    async def failed(self, event: RunFailed) -> None:
+        self.failed_events.append(event)
+
+    async def cancelled(self, event: RunCancelled) -> None:
+        self.cancelled_events.append(event)
+
+    async def progress(self, event: RunProgress) -> None:
+        self.progress_events.append(event)
+
+
+@dataclass
+class FakeLedger:
+    cancelled: set[str] = field(default_factory=set)
+
+    async def requested(self, run_id: str) -> bool:
+        return run_id in self.cancelled

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from kiln_pipeline.comfy import ComfyClient
+from kiln_pipeline.pool import Backend, BackendPool, NoHealthyBackendError
+from kiln_pipeline.watcher import BackendWatcher
+from pipeline_fakes import FakeComfy
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[tuple[BackendPool, list[FakeComfy]]]:
+    comfies = [FakeComfy(), FakeComfy()]
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(comfies[0].handle)) as http0,
+        httpx.AsyncClient(transport=httpx.MockTransport(comfies[1].handle)) as http1,
+    ):
+        backends = [
+            Backend(
+                ComfyClient(f"comfyui-{i}", f"http://c{i}", http), BackendWatcher("", ""), "k", 2
+            )
+            for i, http in enumerate((http0, http1))
+        ]
+        yield BackendPool(backends), comfies
+
+
+def soon(seconds: float = 0.05) -> float:
+    return time.monotonic() + seconds
+
+
+async def test_runs_go_to_the_least_loaded_backend_up_to_the_bound(
+    pool: tuple[BackendPool, list[FakeComfy]],
+) -> None:
+    backends, _ = pool
+    chosen = [(await backends.acquire(soon())).name for _ in range(4)]
+    assert sorted(chosen) == ["comfyui-0", "comfyui-0", "comfyui-1", "comfyui-1"]
+    assert chosen[:2] == ["comfyui-0", "comfyui-1"]  # alternate while loads are equal
+    with pytest.raises(NoHealthyBackendError, match="full"):
+        await backends.acquire(soon())  # every backend at its bound: the caller waits
+
+
+async def test_a_foreign_queue_counts_as_load(pool: tuple[BackendPool, list[FakeComfy]]) -> None:
+    backends, comfies = pool
+    comfies[0].queued.extend(["someone", "else"])
+    await backends.check_all()
+    assert backends.backends[0].queue_remaining == 2
+    assert (await backends.acquire(soon())).name == "comfyui-1"
+
+
+async def test_an_unanswering_backend_leaves_rotation_until_it_answers_again(
+    pool: tuple[BackendPool, list[FakeComfy]],
+) -> None:
+    backends, comfies = pool
+    comfies[0].down = True
+    await backends.check_all()
+    first = backends.backends[0]
+    assert first.healthy is False
+    assert "503" in (first.last_error or "")
+    assert (await backends.acquire(soon())).name == "comfyui-1"
+    comfies[0].down = False
+    await backends.check_all()
+    assert first.healthy is True
+    assert (await backends.acquire(soon())).name == "comfyui-0"
+
+
+async def test_avoided_backends_are_used_only_when_nothing_else_is_free(
+    pool: tuple[BackendPool, list[FakeComfy]],
+) -> None:
+    backends, _ = pool
+    avoid = frozenset({"comfyui-0"})
+    assert (await backends.acquire(soon(), avoid)).name == "comfyui-1"
+    assert (await backends.acquire(soon(), avoid)).name == "comfyui-1"
+    assert (await backends.acquire(soon(), avoid)).name == "comfyui-0"

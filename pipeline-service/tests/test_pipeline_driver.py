@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from kiln_contracts.errors import ErrorCode
+from kiln_contracts.events import RunRequested
+from kiln_pipeline.comfy import ComfyClient
+from kiln_pipeline.driver import PollPolicy, RunDriver
+from kiln_pipeline.pool import Backend, BackendPool
+from kiln_pipeline.templates import load_templates
+from kiln_pipeline.watcher import BackendWatcher
+from pipeline_fakes import FakeComfy, FakeLedger, RecordingSink
+
+pytestmark = pytest.mark.anyio
+
+RUN = "01900000-0000-7000-8000-000000000001"
+FAST = PollPolicy(
+    initial_seconds=0.01, max_seconds=0.02, lost_grace_seconds=0.05, backend_down_seconds=0.1
+)
+
+
+@dataclass
+class Rig:
+    comfy: FakeComfy
+    sink: RecordingSink
+    ledger: FakeLedger
+    backend: Backend
+    driver: RunDriver
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    comfy = FakeComfy()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(comfy.handle)) as http:
+        client = ComfyClient("comfyui-0", "http://comfy", http)
+        backend = Backend(client, BackendWatcher("comfyui-0", "ws://unused"), "kiln-test", 2)
+        sink, ledger = RecordingSink(), FakeLedger()
+        driver = RunDriver(load_templates(), BackendPool([backend]), sink, ledger, FAST)
+        yield Rig(comfy, sink, ledger, backend, driver)
+
+
+def request(**params: object) -> RunRequested:
+    return RunRequested(run_id=RUN, workflow="noise", input_text="", params=dict(params))
+
+
+async def test_a_first_delivery_is_submitted_once_and_its_outputs_reported(rig: Rig) -> None:
+    await rig.driver.drive(request(seed=5), redelivered=False)
+    assert rig.comfy.submitted == [RUN]
+    assert rig.sink.started_events[0].seed == 5
+    assert rig.sink.started_events[0].graph["2"]["inputs"]["seed"] == 5  # type: ignore[index]
+    [generated] = rig.sink.generated_events
+    assert [o.filename for o in generated.outputs] == ["3_00001_.png"]
+    assert rig.backend.in_flight == 0
+    assert rig.driver.active == {}
+
+
+async def test_a_redelivery_follows_the_known_prompt_instead_of_submitting_again(
+    rig: Rig,
+) -> None:
+    rig.comfy.finish(RUN)
+    await rig.driver.drive(request(), redelivered=True)
+    assert rig.comfy.submitted == []
+    assert len(rig.sink.generated_events) == 1
+
+
+async def test_without_a_given_seed_each_run_gets_a_fresh_one(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = True
+    await rig.driver.drive(request(), redelivered=False)
+    rig.comfy.history.clear()
+    await rig.driver.drive(request(), redelivered=False)
+    first, second = (e.seed for e in rig.sink.started_events)
+    assert first != second
+
+
+async def test_a_prompt_lost_once_is_resubmitted_under_the_same_id(rig: Rig) -> None:
+    rig.comfy.forget_on_submit = True
+    rig.comfy.finish_on_submit = True
+
+    async def come_back() -> None:
+        await rig.comfy.wait_submissions(2)
+        rig.comfy.finish(RUN)
+
+    helper = asyncio.create_task(come_back())
+    await rig.driver.drive(request(), redelivered=False)
+    await helper
+    assert rig.comfy.submitted == [RUN, RUN]
+    assert len(rig.sink.generated_events) == 1
+    assert rig.sink.failed_events == []
+
+
+async def test_a_prompt_lost_twice_fails_as_backend_lost(rig: Rig) -> None:
+    rig.comfy.forget_on_submit = True
+    await rig.driver.drive(request(), redelivered=False)
+    assert rig.comfy.submitted == [RUN, RUN]
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.BACKEND_LOST
+
+
+async def test_a_run_past_its_deadline_times_out_and_is_removed(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    template = rig.driver.templates["noise"]
+    rig.driver.templates = {
+        "noise": type(template)(
+            template.manifest.model_copy(update={"deadline_seconds": 0.1}), template.graph
+        )
+    }
+    await rig.driver.drive(request(), redelivered=False)
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.TIMEOUT
+    assert rig.comfy.deleted == [RUN]
+    assert rig.comfy.interrupted == [RUN]
+
+
+async def test_a_cancel_while_following_stops_the_prompt_and_reports_cancelled(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    assert rig.driver.request_cancel(RUN)
+    await task
+    assert len(rig.sink.cancelled_events) == 1
+    assert rig.comfy.deleted == [RUN]
+    assert rig.comfy.interrupted == [RUN]
+    assert rig.sink.generated_events == []
+    assert not rig.driver.request_cancel(RUN)  # no longer in flight here
+
+
+async def test_a_cancel_requested_before_pickup_never_submits(rig: Rig) -> None:
+    rig.ledger.cancelled.add(RUN)
+    await rig.driver.drive(request(), redelivered=False)
+    assert rig.comfy.submitted == []
+    assert len(rig.sink.cancelled_events) == 1
+    assert rig.sink.started_events == []
+
+
+async def test_a_down_backend_fails_the_run_as_unavailable_at_its_deadline(rig: Rig) -> None:
+    rig.comfy.down = True
+    template = rig.driver.templates["noise"]
+    rig.driver.templates = {
+        "noise": type(template)(
+            template.manifest.model_copy(update={"deadline_seconds": 0.2}), template.graph
+        )
+    }
+    await rig.driver.drive(request(), redelivered=False)
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.BACKEND_UNAVAILABLE
+    assert rig.backend.healthy is False
+
+
+async def test_progress_is_throttled_and_carries_the_share_of_nodes_done(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    queue = rig.backend.watcher._subscribers[RUN]
+    for node in ("1", "2", "3"):
+        queue.put_nowait({"type": "executing", "data": {"node": node, "prompt_id": RUN}})
+        for step in range(1, 51):  # 50 progress messages at once
+            queue.put_nowait({"type": "progress", "data": {"node": node, "value": step, "max": 50}})
+        await asyncio.sleep(0.12)
+    rig.comfy.finish(RUN)
+    queue.put_nowait({"type": "executing", "data": {"node": None, "prompt_id": RUN}})
+    await task
+    events = rig.sink.progress_events
+    assert 3 <= len(events) <= 6  # 153 messages over ~0.4 s, at most one per 0.1 s
+    assert [e.node for e in events][-1] == "3"
+    assert events[0].share == 0
+    assert events[-1].share == pytest.approx(2 / 3)

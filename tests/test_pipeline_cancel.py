@@ -1,0 +1,81 @@
+"""Cancel (issue 3 item 6): ``POST /api/runs/{id}/cancel`` → ``runs.{id}.cancel`` → interrupt or
+dequeue at ComfyUI → ``cancelled``, wherever the run is at that moment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from kiln_polling import eventually, wait_final
+from kiln_simfaults import heal, set_faults, submissions, wait_running
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sim(simulator: httpx.Client) -> Iterator[httpx.Client]:
+    yield simulator
+    heal(simulator)
+
+
+def _start(gateway: httpx.Client) -> str:
+    response = gateway.post(
+        "/api/runs",
+        json={"workflow": "noise", "input_text": "", "params": {"width": 16, "height": 16}},
+    )
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["run_id"]
+    return run_id
+
+
+def _cancel(gateway: httpx.Client, run_id: str) -> None:
+    response = gateway.post(f"/api/runs/{run_id}/cancel")
+    assert response.status_code == 202, response.text
+
+
+def test_cancelling_a_running_run_interrupts_it(gateway: httpx.Client, sim: httpx.Client) -> None:
+    set_faults(sim, node_delay_seconds=1.5)
+    run_id = _start(gateway)
+    wait_running(sim, run_id)
+    _cancel(gateway, run_id)
+    record = wait_final(gateway, run_id)
+    assert record["status"] == "cancelled"
+    assert record["events"][-1]["event"] == "cancelled"
+    assert not [e for e in record["entities"] if e["type"].startswith("output_")]
+    entry = eventually(lambda: sim.get(f"/history/{run_id}").json().get(run_id), 5, "history")
+    assert "execution_interrupted" in [m[0] for m in entry["status"]["messages"]]
+    # Final states never change: a second cancel is refused.
+    assert gateway.post(f"/api/runs/{run_id}/cancel").status_code == 409
+
+
+def test_cancelling_a_run_queued_in_comfyui_dequeues_it(
+    gateway: httpx.Client, sim: httpx.Client
+) -> None:
+    set_faults(sim, node_delay_seconds=1.0)
+    first = _start(gateway)
+    wait_running(sim, first)
+    second = _start(gateway)
+    eventually(lambda: second in sim.get("/sim/state").json()["pending"], 10, "queued on sim")
+    _cancel(gateway, second)
+    assert wait_final(gateway, second)["status"] == "cancelled"
+    assert second not in sim.get("/sim/state").json()["pending"]
+    assert wait_final(gateway, first)["status"] == "completed"
+    assert sim.get(f"/history/{second}").json() == {}  # it never ran
+
+
+def test_cancelling_a_run_still_waiting_in_jetstream_never_submits_it(
+    gateway: httpx.Client, sim: httpx.Client
+) -> None:
+    # Four runs fill the pipeline's slots for the one backend (KILN default 4 in flight), so
+    # the fifth waits in JetStream, where the pipeline finds the cancel request on pickup.
+    set_faults(sim, node_delay_seconds=0.5)
+    busy = [_start(gateway) for _ in range(4)]
+    wait_running(sim, busy[0])
+    waiting = _start(gateway)
+    _cancel(gateway, waiting)
+    record = wait_final(gateway, waiting, timeout=40)
+    assert record["status"] == "cancelled"
+    assert submissions(sim, waiting) == []
+    for run_id in busy:
+        assert wait_final(gateway, run_id, timeout=40)["status"] == "completed"
