@@ -11,7 +11,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    expect,
+)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -24,6 +32,8 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screensh
 PHONE = {"width": 390, "height": 844}
 TABLET = {"width": 820, "height": 1180}
 DESKTOP = {"width": 1280, "height": 860}
+# Runs go through the whole real stack on 2 shared cores: wait up to 20 s for the page to catch up.
+expect.set_options(timeout=20_000)
 
 
 def chromium_or_skip() -> str:

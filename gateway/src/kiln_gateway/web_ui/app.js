@@ -15,6 +15,7 @@ const NAV = [
   ["#/research", "nav.research"],
 ];
 const RUN_ID = "([0-9a-f-]{36})";
+const KIND_ORDER = ["image", "animation", "audio", "video"];
 
 const ctx = {
   me: null,
@@ -99,7 +100,12 @@ function render() {
 async function start() {
   setLang(lang());
   try {
-    [ctx.me, ctx.workflows] = await Promise.all([getJson("/api/me"), getJson("/api/workflows")]);
+    const [me, workflows] = await Promise.all([getJson("/api/me"), getJson("/api/workflows")]);
+    ctx.me = me;
+    // Pictures first, then moving pictures, sound and video; the first one is preselected.
+    ctx.workflows = workflows.sort(
+      (a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || a.name.localeCompare(b.name),
+    );
   } catch (error) {
     renderChrome();
     replace(document.getElementById("main"), errorBox(error));

@@ -7,6 +7,7 @@ import { formatDate, has, lang, t } from "./i18n.js";
 import { outputsOf, renderOutput } from "./media.js";
 
 export const FINAL = new Set(["completed", "failed", "cancelled"]);
+const QUIET_MS = 4000;
 
 export function workflowTitle(workflows, name) {
   const workflow = workflows.find((w) => w.name === name);
@@ -41,7 +42,8 @@ export function paramsList(params) {
 }
 
 // Follow a run live: status text, a progress bar, and the final record at the end.
-// Returns the final record (or throws the stream's error).
+// While the stream is quiet the record is re-read now and then, so a final state the stream
+// did not deliver still ends the wait. Returns the final record (or throws).
 export async function followRun(runId, panel, { researcher = false, signal } = {}) {
   const status = h("p", { class: "run-status", "aria-live": "polite" });
   const bar = h("progress", { max: "1", "aria-label": t("progress.label") });
@@ -55,20 +57,43 @@ export async function followRun(runId, panel, { researcher = false, signal } = {
     if (value === "completed") bar.value = 1;
     else if (FINAL.has(value)) bar.hidden = true; // no bar pretending something is still coming
   };
-  await followEvents(`/api/runs/${encodeURIComponent(runId)}/events`, {
-    researcher,
-    signal,
-    onEvent(name, data) {
-      note.textContent = "";
-      if (name === "state") show(data.status);
-      else if (name === "progress" && !FINAL.has(current)) bar.value = data.share;
-    },
-    isFinal: (name, data) => name === "state" && FINAL.has(data.status),
-    onReconnect() {
-      note.textContent = t("progress.reconnecting");
-    },
-  });
-  return getJson(`/api/runs/${encodeURIComponent(runId)}`, { researcher, signal });
+  const path = `/api/runs/${encodeURIComponent(runId)}`;
+  const stop = new AbortController();
+  const signals = signal ? [signal, stop.signal] : [stop.signal];
+  let quietSince = Date.now();
+  const watchdog = setInterval(async () => {
+    if (Date.now() - quietSince < QUIET_MS) return;
+    quietSince = Date.now();
+    try {
+      const record = await getJson(path, { researcher, signal });
+      if (FINAL.has(record.status)) {
+        show(record.status);
+        stop.abort();
+      }
+    } catch {
+      // The stream itself reports lasting trouble; this check only shortens a quiet wait.
+    }
+  }, QUIET_MS / 2);
+  try {
+    await followEvents(`${path}/events`, {
+      researcher,
+      signal: AbortSignal.any(signals),
+      onEvent(name, data) {
+        note.textContent = "";
+        quietSince = Date.now();
+        if (name === "state") show(data.status);
+        else if (name === "progress" && !FINAL.has(current)) bar.value = data.share;
+      },
+      isFinal: (name, data) => name === "state" && FINAL.has(data.status),
+      onReconnect() {
+        note.textContent = t("progress.reconnecting");
+      },
+    });
+  } finally {
+    clearInterval(watchdog);
+  }
+  signal?.throwIfAborted();
+  return getJson(path, { researcher, signal });
 }
 
 // The outputs of a final record, each one loaded from storage (or the failure, in words).
