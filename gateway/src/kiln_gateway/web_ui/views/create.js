@@ -2,7 +2,7 @@
 
 import { request } from "../api.js";
 import { announce, errorBox, field, h, replace } from "../dom.js";
-import { lang, t } from "../i18n.js";
+import { has, lang, t } from "../i18n.js";
 import { followRun, resultOf } from "../runs.js";
 
 // crypto.randomUUID needs a secure context; a workshop tablet may reach the gateway over
@@ -71,7 +71,7 @@ export function createView(main, ctx) {
     replace(
       params,
       Object.entries(chosen.params).map(([name, spec]) =>
-        field(spec.description || name, paramControl(name, spec)),
+        field(has(`param.${name}`) ? t(`param.${name}`) : spec.description || name, paramControl(name, spec)),
       ),
     );
   };
