@@ -36,8 +36,10 @@ def storage_root(stack: Stack) -> Path:
     return stack.storage_root
 
 
-# -- browser tests (tests/test_ui_*.py): Debian's Chromium, headless, one launch per session ---
-@pytest.fixture(scope="session")
+# -- browser tests (tests/test_ui_*.py): Debian's Chromium, headless --------------------------
+# One launch per module, not per session: while Playwright's sync API is alive its event loop
+# counts as running, and any later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = chromium_or_skip()
     with sync_playwright() as playwright:

@@ -43,7 +43,10 @@ def chromium_or_skip() -> str:
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return candidate
-    pytest.skip("Debian's chromium is not installed (make install installs it when run as root)")
+    pytest.skip(
+        f"no Chromium at {' or '.join(c for c in candidates if c)}: Debian's chromium is not "
+        "installed (make install installs it when run as root)"
+    )
 
 
 def origin(url: str) -> str:
