@@ -44,6 +44,7 @@ class Bench:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.done: dict[str, asyncio.Future[str]] = {}
+        self.without_workflow: list[str] = []
 
     async def run_one(self, gateway: httpx.AsyncClient) -> str:
         response = await gateway.post(
@@ -102,6 +103,10 @@ class Bench:
                 kiln_total = at["stored"] - at["created"]
                 comfy_own = success - received[run_id]
                 latencies.append(kiln_total - comfy_own)
+                if not any(e["type"] == "workflow" for e in record["entities"]):
+                    self.without_workflow.append(run_id)
+                if "started" not in at:
+                    continue  # media applied `started` after the run had moved on
                 for name, begin, end in (
                     ("accepted→started", at["created"], at["started"]),
                     ("started→comfy received", at["started"], received[run_id]),
@@ -148,6 +153,11 @@ class Bench:
             + "  ".join(f"{k} {v * 1000:.1f} ms" for k, v in serial_steps.items())
         )
         show(f"kiln added latency, {args.clients} clients", loaded_added)
+        if self.without_workflow:
+            print(
+                f"WARNING: {len(self.without_workflow)} completed run(s) without 02_workflow.json "
+                f"(e.g. {self.without_workflow[0]})"
+            )
         print(
             f"sustained: {len(loaded) / elapsed:.1f} completed runs/s with {args.clients} "
             f"concurrent clients ({len(loaded)} runs in {elapsed:.1f} s)"

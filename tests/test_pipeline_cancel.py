@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
 from kiln_polling import eventually, wait_final
-from kiln_simfaults import heal, set_faults, submissions, wait_running
 
 pytestmark = pytest.mark.integration
 
@@ -19,16 +19,6 @@ def sim(simulator: httpx.Client) -> Iterator[httpx.Client]:
     heal(simulator)
 
 
-def _start(gateway: httpx.Client) -> str:
-    response = gateway.post(
-        "/api/runs",
-        json={"workflow": "noise", "input_text": "", "params": {"width": 16, "height": 16}},
-    )
-    assert response.status_code == 202, response.text
-    run_id: str = response.json()["run_id"]
-    return run_id
-
-
 def _cancel(gateway: httpx.Client, run_id: str) -> None:
     response = gateway.post(f"/api/runs/{run_id}/cancel")
     assert response.status_code == 202, response.text
@@ -36,7 +26,7 @@ def _cancel(gateway: httpx.Client, run_id: str) -> None:
 
 def test_cancelling_a_running_run_interrupts_it(gateway: httpx.Client, sim: httpx.Client) -> None:
     set_faults(sim, node_delay_seconds=1.5)
-    run_id = _start(gateway)
+    run_id = start_run(gateway)
     wait_running(sim, run_id)
     _cancel(gateway, run_id)
     record = wait_final(gateway, run_id)
@@ -53,9 +43,9 @@ def test_cancelling_a_run_queued_in_comfyui_dequeues_it(
     gateway: httpx.Client, sim: httpx.Client
 ) -> None:
     set_faults(sim, node_delay_seconds=1.0)
-    first = _start(gateway)
+    first = start_run(gateway)
     wait_running(sim, first)
-    second = _start(gateway)
+    second = start_run(gateway)
     eventually(lambda: second in sim.get("/sim/state").json()["pending"], 10, "queued on sim")
     _cancel(gateway, second)
     assert wait_final(gateway, second)["status"] == "cancelled"
@@ -70,9 +60,9 @@ def test_cancelling_a_run_still_waiting_in_jetstream_never_submits_it(
     # Four runs fill the pipeline's slots for the one backend (KILN default 4 in flight), so
     # the fifth waits in JetStream, where the pipeline finds the cancel request on pickup.
     set_faults(sim, node_delay_seconds=0.5)
-    busy = [_start(gateway) for _ in range(4)]
+    busy = [start_run(gateway) for _ in range(4)]
     wait_running(sim, busy[0])
-    waiting = _start(gateway)
+    waiting = start_run(gateway)
     _cancel(gateway, waiting)
     record = wait_final(gateway, waiting, timeout=40)
     assert record["status"] == "cancelled"

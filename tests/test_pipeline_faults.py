@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
+from kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
 from kiln_polling import eventually, wait_final
-from kiln_simfaults import heal, set_faults, submissions, wait_running
 
 pytestmark = pytest.mark.integration
 
@@ -83,23 +83,11 @@ def sim(fault_stack: Stack) -> Iterator[httpx.Client]:
         heal(client)  # each test starts from a healthy simulator
 
 
-def _start(gw: httpx.Client, workflow: str = "noise", **params: Any) -> str:
-    response = gw.post(
-        "/api/runs",
-        json={"workflow": workflow, "input_text": "", "params": {"width": 32, "height": 32}}
-        if workflow == "noise" and not params
-        else {"workflow": workflow, "input_text": "", "params": params},
-    )
-    assert response.status_code == 202, response.text
-    run_id: str = response.json()["run_id"]
-    return run_id
-
-
 def test_a_silent_websocket_still_completes_through_history(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
     set_faults(sim, suppress_websocket_messages=True)
-    run_id = _start(gw)
+    run_id = start_run(gw)
     record = wait_final(gw, run_id)
     assert record["status"] == "completed", record["error"]
     assert len(submissions(sim, run_id)) == 1
@@ -107,7 +95,7 @@ def test_a_silent_websocket_still_completes_through_history(
 
 def test_a_dropped_websocket_mid_run_still_completes(gw: httpx.Client, sim: httpx.Client) -> None:
     set_faults(sim, node_delay_seconds=0.7)
-    run_id = _start(gw)
+    run_id = start_run(gw)
     wait_running(sim, run_id)
     dropped = sim.post("/sim/faults", json={"drop_websockets": True}).json()
     assert dropped["closed_websockets"] >= 1
@@ -121,7 +109,7 @@ def test_history_written_late_completes_without_a_second_submission(
 ) -> None:
     # Longer than the poll interval, shorter than the lost grace period.
     set_faults(sim, history_delay_seconds=2.0)
-    run_id = _start(gw)
+    run_id = start_run(gw)
     record = wait_final(gw, run_id)
     assert record["status"] == "completed", record["error"]
     assert len(submissions(sim, run_id)) == 1
@@ -131,7 +119,7 @@ def test_history_late_and_websocket_silent_completes_without_a_second_submission
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
     set_faults(sim, history_delay_seconds=1.5, suppress_websocket_messages=True)
-    run_id = _start(gw)
+    run_id = start_run(gw)
     record = wait_final(gw, run_id)
     assert record["status"] == "completed", record["error"]
     assert len(submissions(sim, run_id)) == 1
@@ -141,7 +129,7 @@ def test_a_run_past_its_deadline_times_out_and_is_interrupted(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
     set_faults(sim, node_delay_seconds=2.0)  # three nodes: ~6 s, the deadline is 2 s
-    run_id = _start(gw, "test_short_deadline")
+    run_id = start_run(gw, "test_short_deadline")
     record = wait_final(gw, run_id, timeout=20)
     assert record["status"] == "failed"
     assert record["error"]["code"] == "timeout"
@@ -158,9 +146,9 @@ def test_a_queued_run_past_its_deadline_is_removed_from_the_queue(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
     set_faults(sim, node_delay_seconds=1.5)  # the first run holds the simulator ~4.5 s
-    first = _start(gw)
+    first = start_run(gw)
     wait_running(sim, first)
-    late = _start(gw, "test_short_deadline")
+    late = start_run(gw, "test_short_deadline")
     eventually(lambda: late in sim.get("/sim/state").json()["pending"], 10, "queued on the sim")
     record = wait_final(gw, late, timeout=20)
     assert record["status"] == "failed"
@@ -175,7 +163,7 @@ def test_a_restart_that_loses_the_prompt_resubmits_it_once_under_the_same_id(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
     set_faults(sim, node_delay_seconds=0.7)
-    run_id = _start(gw)
+    run_id = start_run(gw)
     wait_running(sim, run_id)
     assert sim.post("/sim/restart", json={"downtime_seconds": 1.0}).status_code == 200
     record = wait_final(gw, run_id, timeout=40)
@@ -190,7 +178,7 @@ def test_a_restart_without_downtime_is_recognised_after_the_grace_period(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
     set_faults(sim, node_delay_seconds=0.7, suppress_websocket_messages=True)
-    run_id = _start(gw)
+    run_id = start_run(gw)
     wait_running(sim, run_id)
     assert sim.post("/sim/restart", json={"downtime_seconds": 0}).status_code == 200
     record = wait_final(gw, run_id, timeout=40)
@@ -200,7 +188,7 @@ def test_a_restart_without_downtime_is_recognised_after_the_grace_period(
 
 def test_a_prompt_lost_twice_fails_as_backend_lost(gw: httpx.Client, sim: httpx.Client) -> None:
     set_faults(sim, node_delay_seconds=1.0)
-    run_id = _start(gw)
+    run_id = start_run(gw)
     wait_running(sim, run_id)
     sim.post("/sim/restart", json={"downtime_seconds": 0.5}).raise_for_status()
     eventually(lambda: len(submissions(sim, run_id)) == 2, 20, "the second submission")
@@ -224,7 +212,7 @@ def test_a_node_failing_at_run_time_fails_the_run_with_node_type_and_message(
             "times": 1,
         },
     )
-    run_id = _start(gw)
+    run_id = start_run(gw)
     record = wait_final(gw, run_id)
     assert record["status"] == "failed"
     error = record["error"]
@@ -239,7 +227,7 @@ def test_a_node_failing_at_run_time_fails_the_run_with_node_type_and_message(
 def test_node_errors_from_comfyui_fail_the_run_as_invalid_workflow(
     gw: httpx.Client, sim: httpx.Client
 ) -> None:
-    run_id = _start(gw, "test_loose_limits", strength=3.0)
+    run_id = start_run(gw, "test_loose_limits", strength=3.0)
     record = wait_final(gw, run_id)
     assert record["status"] == "failed"
     assert record["error"]["code"] == "invalid_workflow"

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
+from kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
 from kiln_polling import eventually, wait_final
-from kiln_simfaults import heal, set_faults, submissions, wait_running
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +59,6 @@ def sims(pool_stack: Stack) -> Iterator[tuple[httpx.Client, httpx.Client]]:
             heal(sim)
 
 
-def _start(gw: httpx.Client) -> str:
-    response = gw.post(
-        "/api/runs",
-        json={"workflow": "noise", "input_text": "", "params": {"width": 16, "height": 16}},
-    )
-    assert response.status_code == 202, response.text
-    run_id: str = response.json()["run_id"]
-    return run_id
-
-
 def _backends(gw: httpx.Client) -> dict[str, dict[str, Any]]:
     services = gw.get("/api/system").json()["services"]
     pipeline = next(s for s in services if s["service"] == "pipeline-service")
@@ -107,7 +97,7 @@ def test_runs_spread_over_the_pool_and_never_exceed_the_bound_per_backend(
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        runs = [_start(gw) for _ in range(8)]
+        runs = [start_run(gw) for _ in range(8)]
         records = [wait_final(gw, run_id, timeout=60) for run_id in runs]
     finally:
         stop.set()
@@ -134,7 +124,7 @@ def test_a_run_goes_to_the_backend_with_the_shorter_queue(
         graph["1"]["inputs"]["color"] = seed
         sim_a.post("/prompt", json={"prompt": graph, "client_id": "not-kiln"}).raise_for_status()
     eventually(lambda: _backends(gw)["comfyui-0"]["queue_remaining"] >= 2, 10, "queue seen")
-    run_id = _start(gw)
+    run_id = start_run(gw)
     assert wait_final(gw, run_id)["status"] == "completed"
     assert submissions(sim_b, run_id)
     assert not submissions(sim_a, run_id)
@@ -146,7 +136,7 @@ def test_a_backend_refusing_prompts_is_routed_around(
 ) -> None:
     sim_a, sim_b = sims
     set_faults(sim_a, reject_prompts_with_status=503)
-    runs = [_start(gw) for _ in range(3)]
+    runs = [start_run(gw) for _ in range(3)]
     for run_id in runs:
         record = wait_final(gw, run_id, timeout=30)
         assert record["status"] == "completed", record["error"]
@@ -161,7 +151,7 @@ def test_a_backend_that_stops_answering_leaves_rotation_and_its_run_moves_once(
     sim_a, sim_b = sims
     set_faults(sim_a, node_delay_seconds=2.0)
     # Both idle: the first backend (sim-a) gets the run.
-    run_id = _start(gw)
+    run_id = start_run(gw)
     wait_running(sim_a, run_id)
     pool_stack.processes["sim-a"].kill()
     record = wait_final(gw, run_id, timeout=40)
@@ -171,7 +161,7 @@ def test_a_backend_that_stops_answering_leaves_rotation_and_its_run_moves_once(
     assert backend_a["healthy"] is False
     assert backend_a["last_error"]
     # New runs go to the healthy backend meanwhile.
-    other = _start(gw)
+    other = start_run(gw)
     assert wait_final(gw, other)["status"] == "completed"
     assert submissions(sim_b, other)
     # Back on the same port, sim-a returns to rotation.

@@ -12,8 +12,8 @@ import nats
 import pytest
 from kiln_contracts.events import RunProgress
 from kiln_devstack.stack import Stack
+from kiln_pipeline_testkit import heal, set_faults
 from kiln_polling import FINAL
-from kiln_simfaults import heal, set_faults
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from kiln_contracts.events import RunRequested
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.driver import PollPolicy, RunDriver
 from kiln_pipeline.pool import Backend, BackendPool
-from kiln_pipeline.templates import load_templates
+from kiln_pipeline.templates import WorkflowTemplate, load_templates
 from kiln_pipeline.watcher import BackendWatcher
 from pipeline_fakes import FakeComfy, FakeLedger, RecordingSink
 
@@ -41,6 +41,12 @@ async def rig() -> AsyncIterator[Rig]:
         sink, ledger = RecordingSink(), FakeLedger()
         driver = RunDriver(load_templates(), BackendPool([backend]), sink, ledger, FAST)
         yield Rig(comfy, sink, ledger, backend, driver)
+
+
+def with_deadline(rig: Rig, seconds: float) -> None:
+    template = rig.driver.templates["noise"]
+    manifest = template.manifest.model_copy(update={"deadline_seconds": seconds})
+    rig.driver.templates = {"noise": WorkflowTemplate(manifest, template.graph)}
 
 
 def request(**params: object) -> RunRequested:
@@ -102,12 +108,7 @@ async def test_a_prompt_lost_twice_fails_as_backend_lost(rig: Rig) -> None:
 
 async def test_a_run_past_its_deadline_times_out_and_is_removed(rig: Rig) -> None:
     rig.comfy.finish_on_submit = False
-    template = rig.driver.templates["noise"]
-    rig.driver.templates = {
-        "noise": type(template)(
-            template.manifest.model_copy(update={"deadline_seconds": 0.1}), template.graph
-        )
-    }
+    with_deadline(rig, 0.1)
     await rig.driver.drive(request(), redelivered=False)
     [failed] = rig.sink.failed_events
     assert failed.code == ErrorCode.TIMEOUT
@@ -138,12 +139,7 @@ async def test_a_cancel_requested_before_pickup_never_submits(rig: Rig) -> None:
 
 async def test_a_down_backend_fails_the_run_as_unavailable_at_its_deadline(rig: Rig) -> None:
     rig.comfy.down = True
-    template = rig.driver.templates["noise"]
-    rig.driver.templates = {
-        "noise": type(template)(
-            template.manifest.model_copy(update={"deadline_seconds": 0.2}), template.graph
-        )
-    }
+    with_deadline(rig, 0.2)
     await rig.driver.drive(request(), redelivered=False)
     [failed] = rig.sink.failed_events
     assert failed.code == ErrorCode.BACKEND_UNAVAILABLE
@@ -168,3 +164,22 @@ async def test_progress_is_throttled_and_carries_the_share_of_nodes_done(rig: Ri
     assert [e.node for e in events][-1] == "3"
     assert events[0].share == 0
     assert events[-1].share == pytest.approx(2 / 3)
+
+
+async def test_a_finished_prompt_whose_history_never_comes_is_lost_not_timed_out(
+    rig: Rig,
+) -> None:
+    rig.comfy.forget_on_submit = True  # submitted, then a restart wipes queue and history
+
+    async def say_finished() -> None:
+        await rig.comfy.wait_submissions(1)
+        queue = rig.backend.watcher._subscribers[RUN]
+        queue.put_nowait({"type": "executing", "data": {"node": None, "prompt_id": RUN}})
+        await rig.comfy.wait_submissions(2)
+        rig.comfy.finish(RUN)
+
+    helper = asyncio.create_task(say_finished())
+    await rig.driver.drive(request(), redelivered=False)
+    await helper
+    assert rig.comfy.submitted == [RUN, RUN]
+    assert len(rig.sink.generated_events) == 1

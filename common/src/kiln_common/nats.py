@@ -233,3 +233,7 @@ class DurableConsumer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        # A pull subscription whose fetch was cancelled never drains: without this the
+        # connection's drain() waits out its whole timeout (30 s) on every shutdown.
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()

@@ -18,6 +18,7 @@ import re
 import time
 from typing import Any
 
+from kiln_contracts.records import RunRequest
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
@@ -34,6 +35,9 @@ _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as HTTP hea
 class _Entry(BaseModel):
     body_hash: str
     run_id: str
+    # The request as first validated (device, session, safety level included): a resumed
+    # attempt replays it exactly, whichever replica or cookie the retry arrives with.
+    request: RunRequest | None = None
     accepted: RunAccepted | None = None  # None while the first request is still in flight
     abandoned: bool = False  # the attempt failed; the next request with this key resumes it
 
@@ -43,6 +47,7 @@ class Claim(BaseModel):
     ``accepted`` (an earlier request's answer)."""
 
     run_id: str
+    request: RunRequest | None = None
     accepted: RunAccepted | None = None
 
 
@@ -79,13 +84,15 @@ class IdempotencyStore:
         # KV keys allow a narrow alphabet: hash the client's key (and its scope) into it.
         return "k." + hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()
 
-    async def claim(self, storage_key: str, hashed: str, new_run_id: str) -> Claim:
-        entry = _Entry(body_hash=hashed, run_id=new_run_id)
+    async def claim(
+        self, storage_key: str, hashed: str, new_run_id: str, request: RunRequest
+    ) -> Claim:
+        entry = _Entry(body_hash=hashed, run_id=new_run_id, request=request)
         try:
             await self.kv.create(storage_key, entry.model_dump_json().encode())
         except KeyWrongLastSequenceError:
             return await self._earlier_claim(storage_key, hashed)
-        return Claim(run_id=new_run_id)
+        return Claim(run_id=new_run_id, request=request)
 
     async def _earlier_claim(self, storage_key: str, hashed: str) -> Claim:
         deadline = time.monotonic() + self.wait_seconds
@@ -117,7 +124,7 @@ class IdempotencyStore:
                     )
                 except KeyWrongLastSequenceError:
                     continue
-                return Claim(run_id=entry.run_id)
+                return Claim(run_id=entry.run_id, request=entry.request)
             if time.monotonic() >= deadline:
                 raise GatewayError(
                     GatewayErrorCode.IDEMPOTENCY_IN_PROGRESS,
@@ -132,6 +139,8 @@ class IdempotencyStore:
         entry = _Entry(body_hash=hashed, run_id=accepted.run_id, accepted=accepted)
         await self.kv.put(storage_key, entry.model_dump_json().encode())
 
-    async def abandon(self, storage_key: str, hashed: str, run_id: str) -> None:
-        entry = _Entry(body_hash=hashed, run_id=run_id, abandoned=True)
+    async def abandon(
+        self, storage_key: str, hashed: str, run_id: str, request: RunRequest
+    ) -> None:
+        entry = _Entry(body_hash=hashed, run_id=run_id, request=request, abandoned=True)
         await self.kv.put(storage_key, entry.model_dump_json().encode())

@@ -68,7 +68,7 @@ class RunCreator:
         key = IdempotencyStore.storage_key("runs", idempotency_key)
         hashed = body_hash(body.model_dump(mode="json"))
         try:
-            claim = await self.idempotency.claim(key, hashed, new_run_id())
+            claim = await self.idempotency.claim(key, hashed, new_run_id(), request)
         except GatewayError:
             raise
         except Exception as exc:
@@ -81,11 +81,12 @@ class RunCreator:
         if claim.accepted is not None:
             logger.info("idempotent repeat answered with run %s", claim.run_id)
             return claim.accepted
+        request = claim.request or request
         try:
             accepted = await self._create(request, origin, claim.run_id)
         except BaseException:
             try:
-                await self.idempotency.abandon(key, hashed, claim.run_id)
+                await self.idempotency.abandon(key, hashed, claim.run_id, request)
             except Exception:
                 logger.exception(
                     "could not mark run %s's idempotency key for resumption", claim.run_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,54 @@ def test_save_path_rules(tmp_path: Path) -> None:
     for escaping in ("../x", "a/../../x", "/etc/x"):
         with pytest.raises(OutsideOutputFolderError):
             get_save_image_path(escaping, tmp_path)
+
+
+def test_vhs_video_combine_writes_an_animated_gif_under_gifs(sim: SimServer) -> None:
+    prompt = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 20, "height": 10, "batch_size": 3, "color": 0},
+        },
+        # Distinct frames: a GIF writer merges identical neighbours into one.
+        "3": {
+            "class_type": "ImageAddNoise",
+            "inputs": {"image": ["1", 0], "seed": 1, "strength": 1.0},
+        },
+        "2": {
+            "class_type": "VHS_VideoCombine",
+            "inputs": {
+                "images": ["3", 0],
+                "frame_rate": 5.0,
+                "loop_count": 0,
+                "filename_prefix": "gif/clip",
+                "format": "image/gif",
+                "pingpong": False,
+                "save_output": True,
+            },
+        },
+    }
+    [gif] = _run(sim, prompt)["outputs"]["2"]["gifs"]
+    assert gif["filename"] == "clip_00001.gif"
+    assert gif["type"] == "output"
+    with Image.open(_file(sim, gif)) as image:
+        assert image.format == "GIF"
+        assert image.n_frames == 3
+        assert image.size == (20, 10)
+
+
+def test_save_glb_writes_binary_gltf_under_3d(sim: SimServer) -> None:
+    prompt = {
+        "1": {"class_type": "SimTetrahedron", "inputs": {"size": 2.0}},
+        "2": {"class_type": "SaveGLB", "inputs": {"mesh": ["1", 0], "filename_prefix": "mesh/m"}},
+    }
+    [model] = _run(sim, prompt)["outputs"]["2"]["3d"]
+    assert model == {"filename": "m_00001_.glb", "subfolder": "mesh", "type": "output"}
+    data = _file(sim, model).read_bytes()
+    magic, version, length = struct.unpack("<4sII", data[:12])
+    assert (magic, version, length) == (b"glTF", 2, len(data))
+    json_length, chunk_type = struct.unpack("<I4s", data[12:20])
+    assert chunk_type == b"JSON"
+    document = json.loads(data[20 : 20 + json_length])
+    assert document["asset"]["version"] == "2.0"
+    assert document["accessors"][0]["count"] == 4
+    assert document["accessors"][0]["max"] == [2.0, 2.0, 2.0]

@@ -190,9 +190,7 @@ class RunDriver:
                         )
                     )
                     started = True
-                verdict = await self._drive_on(
-                    backend, run, template, graph, deadline, may_resubmit=not resubmitted
-                )
+                verdict = await self._drive_on(backend, run, graph, deadline)
             finally:
                 await self.pool.release(backend)
             if verdict is Verdict.DONE:
@@ -203,7 +201,8 @@ class RunDriver:
                         run_id,
                         Stage.BACKEND,
                         ErrorCode.BACKEND_LOST,
-                        f"{backend.name} lost the run twice (restarted or stopped answering)",
+                        f"the run was lost twice, last by {backend.name} "
+                        "(restarted or stopped answering)",
                         backend=backend.name,
                     )
                     return
@@ -216,10 +215,8 @@ class RunDriver:
         self,
         backend: Backend,
         run: ActiveRun,
-        template: WorkflowTemplate,
         graph: dict[str, Any],
         deadline: float,
-        may_resubmit: bool,
     ) -> Verdict:
         run_id = run.run_id
         messages = backend.watcher.subscribe(run_id)
@@ -327,12 +324,14 @@ class RunDriver:
                 continue
             if entry is not None:
                 return entry
-            if queued or finished_seen:
+            if queued:
                 missing_since = None
             elif unreachable_since is not None:
                 # It did not answer and now has no trace of the prompt: it restarted.
                 return Verdict.LOST
             else:
+                # In neither (or finished without history): late history gets a grace period,
+                # a restart that wiped both does not end it.
                 missing_since = missing_since or time.monotonic()
                 if time.monotonic() - missing_since >= self.poll.lost_grace_seconds:
                     return Verdict.LOST

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -268,3 +269,76 @@ def save_mp4(video: Video, path: Path, *, metadata: Mapping[str, Any] | None = N
                     container.mux(packet)
             for packet in audio_stream.encode(None):
                 container.mux(packet)
+
+
+def save_gif(images: Sequence[Image.Image], path: Path, *, frame_rate: float, loop: int) -> None:
+    """An animated GIF, as VideoHelperSuite's ``VHS_VideoCombine`` writes with ``image/gif``."""
+    frames = [image.convert("RGB") for image in images]
+    frames[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=round(1000.0 / frame_rate),
+        loop=loop,
+    )
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """ComfyUI's MESH: vertices (x, y, z) and triangles (vertex indices)."""
+
+    vertices: tuple[tuple[float, float, float], ...]
+    faces: tuple[tuple[int, int, int], ...]
+
+
+def save_glb(mesh: Mesh, path: Path, *, metadata: Mapping[str, Any] | None = None) -> None:
+    """A binary glTF 2.0 file with one triangle mesh (what ComfyUI's ``SaveGLB`` writes)."""
+    positions = b"".join(struct.pack("<3f", *v) for v in mesh.vertices)
+    indices = b"".join(struct.pack("<3I", *f) for f in mesh.faces)
+    binary = positions + indices
+    binary += b"\0" * (-len(binary) % 4)
+    lows = [min(v[i] for v in mesh.vertices) for i in range(3)]
+    highs = [max(v[i] for v in mesh.vertices) for i in range(3)]
+    document: dict[str, Any] = {
+        "asset": {"version": "2.0", "generator": "comfyui-sim"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1}]}],
+        "buffers": [{"byteLength": len(binary)}],
+        "bufferViews": [
+            {"buffer": 0, "byteOffset": 0, "byteLength": len(positions), "target": 34962},
+            {
+                "buffer": 0,
+                "byteOffset": len(positions),
+                "byteLength": len(indices),
+                "target": 34963,
+            },
+        ],
+        "accessors": [
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": len(mesh.vertices),
+                "type": "VEC3",
+                "min": lows,
+                "max": highs,
+            },
+            {
+                "bufferView": 1,
+                "componentType": 5125,
+                "count": 3 * len(mesh.faces),
+                "type": "SCALAR",
+            },
+        ],
+    }
+    if metadata:
+        document["asset"]["extras"] = {k: _dump(v) for k, v in metadata.items()}
+    text = json.dumps(document, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    total = 12 + 8 + len(text) + 8 + len(binary)
+    with path.open("wb") as out:
+        out.write(struct.pack("<4sII", b"glTF", 2, total))
+        out.write(struct.pack("<I4s", len(text), b"JSON") + text)
+        out.write(struct.pack("<I4s", len(binary), b"BIN\0") + binary)

@@ -21,10 +21,13 @@ from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 from comfyui_sim.media import (
     Audio,
+    Mesh,
     Video,
     get_save_image_path,
     save_animated_webp,
     save_flac,
+    save_gif,
+    save_glb,
     save_mp4,
     save_png,
 )
@@ -39,6 +42,7 @@ HIDDEN_PROMPT = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 WEBP_METHODS = {"default": 4, "fastest": 0, "slowest": 6}
 VIDEO_CONTAINERS = ["auto", "mp4"]
 VIDEO_CODECS = ["auto", "h264"]
+VHS_FORMATS = ["image/gif", "image/webp", "video/h264-mp4"]
 
 # An input spec as ComfyUI's INPUT_TYPES gives it: ("INT", {...}), (["a", "b"],) or ("IMAGE",).
 InputSpec = tuple[Any, ...]
@@ -309,6 +313,61 @@ def preview_audio(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
     )
 
 
+# --- gifs and 3D ------------------------------------------------------------------------------
+
+
+def video_combine(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    """VideoHelperSuite's ``VHS_VideoCombine`` (a custom node): its files come back under
+    ``gifs``, the output kind kiln must not drop. Only ``image/gif`` is simulated."""
+    images = _images(inputs["images"])
+    if str(inputs["format"]) != "image/gif":
+        raise ValueError("the simulator writes only image/gif for VHS_VideoCombine")
+    frames = images + images[-2:0:-1] if inputs.get("pingpong") else images
+    save_output = bool(inputs.get("save_output", True))
+    folder, kind = (ctx.output_dir, "output") if save_output else (ctx.temp_dir, "temp")
+    width, height = frames[0].size
+    target = get_save_image_path(str(inputs["filename_prefix"]), folder, width, height)
+    file = f"{target.filename}_{target.counter:05}.gif"
+    frame_rate = float(inputs["frame_rate"])
+    save_gif(
+        frames,
+        target.full_output_folder / file,
+        frame_rate=frame_rate,
+        loop=int(inputs["loop_count"]),
+    )
+    result = {
+        "filename": file,
+        "subfolder": target.subfolder,
+        "type": kind,
+        "format": "image/gif",
+        "frame_rate": frame_rate,
+    }
+    return NodeResult(ui={"gifs": [result]})
+
+
+def sim_tetrahedron(_: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    """Not a ComfyUI node: a weight-free MESH source, since ComfyUI's meshes come from models."""
+    size = float(inputs["size"])
+    vertices = ((0.0, 0.0, 0.0), (size, 0.0, 0.0), (0.0, size, 0.0), (0.0, 0.0, size))
+    faces = ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))
+    return NodeResult(outputs=(Mesh(vertices=vertices, faces=faces),))
+
+
+def save_glb_node(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    mesh = inputs["mesh"]
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"Expected MESH, got {type(mesh).__name__}")
+    target = get_save_image_path(str(inputs["filename_prefix"]), ctx.output_dir)
+    file = f"{target.filename}_{target.counter:05}_.glb"
+    metadata: dict[str, Any] = dict(ctx.extra_pnginfo or {})
+    if ctx.prompt is not None:
+        metadata["prompt"] = ctx.prompt
+    save_glb(mesh, target.full_output_folder / file, metadata=metadata)
+    return NodeResult(
+        ui={"3d": [{"filename": file, "subfolder": target.subfolder, "type": "output"}]}
+    )
+
+
 # --- video nodes -------------------------------------------------------------------------------
 
 
@@ -536,6 +595,46 @@ def build_registry() -> dict[str, NodeDef]:
             output_node=True,
             description="Saves the input images to your ComfyUI output directory.",
             python_module="comfy_extras.nodes_video",
+        ),
+        NodeDef(
+            class_type="VHS_VideoCombine",
+            display_name="Video Combine 🎥🅥🅗🅢",
+            category="Video Helper Suite 🎥🅥🅗🅢",
+            function=video_combine,
+            required={
+                "images": ("IMAGE",),
+                "frame_rate": _float(8.0, 1.0, 120.0, 1.0),
+                "loop_count": _int(0, 0, 100),
+                "filename_prefix": ("STRING", {"default": "AnimateDiff"}),
+                "format": (VHS_FORMATS,),
+                "pingpong": ("BOOLEAN", {"default": False}),
+                "save_output": ("BOOLEAN", {"default": True}),
+            },
+            hidden=dict(HIDDEN_PROMPT),
+            output_node=True,
+            python_module="custom_nodes.ComfyUI-VideoHelperSuite",
+        ),
+        NodeDef(
+            class_type="SimTetrahedron",
+            display_name="Tetrahedron (simulator only)",
+            category="3d",
+            function=sim_tetrahedron,
+            required={"size": _float(1.0, 0.01, 100.0, 0.01)},
+            return_types=("MESH",),
+            description="Not in ComfyUI: a mesh without a model, for testing 3D outputs.",
+        ),
+        NodeDef(
+            class_type="SaveGLB",
+            display_name="Save 3D Model",
+            category="3d",
+            function=save_glb_node,
+            required={
+                "mesh": ("MESH",),
+                "filename_prefix": ("STRING", {"default": "mesh/ComfyUI"}),
+            },
+            hidden=dict(HIDDEN_PROMPT),
+            output_node=True,
+            python_module="comfy_extras.nodes_hunyuan3d",
         ),
     ]
     return {definition.class_type: definition for definition in definitions}

@@ -1,4 +1,5 @@
-"""Switching the ComfyUI simulator's faults on and off from integration tests."""
+"""Helpers for the pipeline's integration tests: starting runs, switching the ComfyUI
+simulator's faults on and off, and reading what it received."""
 
 from __future__ import annotations
 
@@ -34,3 +35,15 @@ def submissions(sim: httpx.Client, run_id: str) -> list[dict[str, Any]]:
 
 def wait_running(sim: httpx.Client, run_id: str, timeout: float = 15) -> None:
     eventually(lambda: sim.get("/sim/state").json()["running"] == run_id, timeout, "run on sim")
+
+
+def start_run(gateway: httpx.Client, workflow: str = "noise", **params: Any) -> str:
+    """Create a run through the gateway; a tiny ``noise`` picture unless told otherwise."""
+    if workflow == "noise" and not params:
+        params = {"width": 16, "height": 16}
+    response = gateway.post(
+        "/api/runs", json={"workflow": workflow, "input_text": "", "params": params}
+    )
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["run_id"]
+    return run_id
