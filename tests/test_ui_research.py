@@ -78,6 +78,16 @@ def test_ui_research_filters_inspect_and_block(
     expect(page.locator("#runs-table tbody tr")).to_have_count(3)
     assert table_ids(page) == [ship, harbour, lighthouse]
 
+    # Dates are whole local days: "to yesterday" excludes today's runs, "from today" keeps them.
+    today = page.evaluate("() => new Date().toLocaleDateString('sv')")  # YYYY-MM-DD, local
+    yesterday = page.evaluate(
+        "() => { const d = new Date(); d.setDate(d.getDate() - 1); return d.toLocaleDateString('sv'); }"
+    )
+    page.get_by_label("To (date)").fill(yesterday)
+    page.get_by_role("button", name="Show runs").click()
+    expect(page.get_by_text("0 runs shown")).to_be_visible()
+    page.get_by_label("To (date)").fill("")
+    page.get_by_label("From (date)").fill(today)
     filter_by_device(page, device_id, "failed")
     expect(page.locator("#runs-table tbody tr")).to_have_count(1)
     assert table_ids(page) == [ship]
