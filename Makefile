@@ -20,6 +20,8 @@ install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS_DIR)/bin/uv) ## Instal
 	$(UV) sync --frozen --all-packages
 	@# The export tests check archives with `unzip -t`, as researchers' tools will.
 	@command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq unzip >/dev/null; } || echo "warning: unzip missing (apt-get install unzip)"
+	@# The browser tests drive Debian's Chromium (a browser downloaded by `playwright install` fails here).
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null; } || echo "warning: chromium missing (apt-get install chromium); the browser tests will skip"
 
 .PHONY: dev
 dev: install ## Start the whole system in the foreground (gateway on :$${KILN_GATEWAY_PORT:-8080})

@@ -30,6 +30,7 @@ from kiln_gateway.runs import RunCreator
 from kiln_gateway.sessions import SessionStore
 from kiln_gateway.state import GatewayState
 from kiln_gateway.upstream import Upstream
+from kiln_gateway.web import install_web
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -118,6 +119,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_health_routes(app, readiness)
     app.include_router(router)
     app.include_router(exports_router)
+    install_web(app)  # the workshop UI at / and its files under /ui
     return app
 
 

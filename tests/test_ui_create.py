@@ -1,0 +1,117 @@
+"""The Create page in a real browser: generate → live progress → the stored image; failures."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
+from playwright.sync_api import Page, expect
+from ui_browser import Ui
+
+pytestmark = pytest.mark.integration
+
+RESEARCHER = {"authorization": f"Bearer {DEV_RESEARCHER_TOKEN}"}
+
+
+@pytest.fixture
+def slow_nodes(simulator: httpx.Client) -> Iterator[None]:
+    """Every simulated node takes a moment, so a run is visibly in progress for a while."""
+    assert simulator.post("/sim/faults", json={"node_delay_seconds": 0.6}).status_code == 200
+    try:
+        yield
+    finally:
+        simulator.post("/sim/faults", json={"node_delay_seconds": None})
+
+
+def generate(page: Page, prompt: str, workflow_title: str = "Noise picture") -> None:
+    page.get_by_label(workflow_title).check()
+    page.get_by_label("Describe it in your own words").fill(prompt)
+    if workflow_title == "Noise picture":  # a small picture is quicker
+        page.get_by_text("More settings").click()
+        page.locator("input[name=width]").fill("64")
+        page.locator("input[name=height]").fill("48")
+    page.get_by_role("button", name="Generate").click()
+
+
+def test_ui_generate_shows_progress_then_the_stored_image(
+    ui: Ui, gateway: httpx.Client, slow_nodes: None, tmp_path: Path
+) -> None:
+    page, watch = ui.open("/")
+    expect(page.locator("label.choice", has_text="Noise picture")).to_contain_text("Picture")
+    generate(page, "a red kite over the sea")
+
+    # Live progress from the run's event stream: the state moves to "running" and the bar
+    # fills part-way while the run is still being made.
+    panel = page.locator("#progress")
+    expect(panel).to_have_attribute("data-status", "running", timeout=15_000)
+    page.wait_for_function(
+        "() => { const p = document.querySelector('#progress');"
+        " const bar = p.querySelector('progress');"
+        " return p.dataset.status === 'running' && bar.value > 0 && bar.value < 1; }"
+    )
+    run_id = panel.get_attribute("data-run-id")
+    assert run_id
+
+    image = page.locator("#result img.media")
+    expect(image).to_have_attribute("data-state", "loaded", timeout=30_000)
+    src = image.get_attribute("src")
+    assert src == f"/api/runs/{run_id}/files/03_output_image.png"
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 48]
+    expect(panel).to_have_attribute("data-status", "completed")
+
+    # The browser got the bytes from storage, and they are the stored entity's bytes.
+    record = gateway.get(f"/api/runs/{run_id}", headers=RESEARCHER).json()
+    entity = next(e for e in record["entities"] if e["filename"] == "03_output_image.png")
+    served = watch.responses_to(src)
+    assert served, "the page never asked the gateway for the image"
+    assert served[0].status == 200
+    assert served[0].headers["content-type"] == "image/png"
+    assert hashlib.sha256(served[0].body()).hexdigest() == entity["sha256"]
+    # The event stream was really used (not polling).
+    assert watch.responses_to(f"/api/runs/{run_id}/events")
+
+    with page.expect_download() as download_info:
+        page.locator("#result").get_by_role("link", name="Download").click()
+    saved = tmp_path / "download.png"
+    download_info.value.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == entity["sha256"]
+    ui.shot(page)
+
+
+def test_ui_rejected_workflow_shows_its_reason_in_plain_words(ui: Ui) -> None:
+    page, _ = ui.open("/")
+    generate(page, "a cat in a hat", "Picture from words (Stable Diffusion 1.5)")
+    failure = page.locator("#result .failure")
+    expect(failure).to_be_visible(timeout=30_000)
+    expect(failure).to_contain_text("cannot run this kind of work")
+    expect(failure).to_contain_text("KSampler does not exist")  # the system's own words
+    expect(page.locator("#progress")).to_have_attribute("data-status", "failed")
+    # Never a placeholder pretending to be a result.
+    assert page.locator("#result img, #result audio, #result video").count() == 0
+    ui.shot(page)
+
+
+def test_ui_node_error_shows_its_reason(ui: Ui, simulator: httpx.Client) -> None:
+    fault = {
+        "node_error": {
+            "class_type": "ImageAddNoise",
+            "message": "the noise generator ran out of colours",
+            "times": 1,
+        }
+    }
+    assert simulator.post("/sim/faults", json=fault).status_code == 200
+    try:
+        page, _ = ui.open("/")
+        generate(page, "a stormy sky")
+        failure = page.locator("#result .failure")
+        expect(failure).to_be_visible(timeout=30_000)
+        expect(failure).to_contain_text("had a problem while making it")
+        expect(failure).to_contain_text("the noise generator ran out of colours")
+        assert page.locator("#result img").count() == 0
+        ui.shot(page)
+    finally:
+        simulator.post("/sim/faults", json={"node_error": None})
