@@ -107,10 +107,7 @@ class RunEventStream:
                     stream=RUNS_STREAM,
                     cb=self._enqueue,
                     ordered_consumer=True,
-                    config=ConsumerConfig(
-                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                        opt_start_seq=self.cursor + 1,
-                    ),
+                    config=self._start(resume_after),
                 )
             )
             self.record = await read_record()
@@ -118,6 +115,19 @@ class RunEventStream:
             await self.close()
             raise
         return self.record
+
+    @staticmethod
+    def _start(resume_after: int | None) -> ConsumerConfig:
+        """Resuming: after the last event the browser saw (it has the rest). Opening: all of
+        this run's events, not just those after the stream's end: one already in the stream
+        may not be in the record yet when the record is read, and would otherwise be missed
+        for good (the stream would never end). A run has few events; the state check drops
+        those the record already reflects."""
+        if resume_after is not None:
+            return ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=resume_after + 1
+            )
+        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
 
     async def close(self) -> None:
         for subscription in self._subscriptions:
