@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,23 +167,33 @@ def test_small_selection_streams_at_once(
     check_rows_against_runs(open_bag(archive, tmp_path / "bag"), researcher, runs)
 
 
+@pytest.fixture
 def damaged_run(
-    researcher: httpx.Client, storage_root: Path, text: str
-) -> tuple[str, dict[str, Any]]:
-    """A completed run whose output then rots on disk: same size, one byte flipped."""
-    [run_id] = make_runs(researcher, 1, text)
-    record = researcher.get(f"/api/runs/{run_id}").json()
-    output: dict[str, Any] = next(e for e in record["entities"] if e["type"] == "output_image")
-    path = storage_root / run_relpath(run_id) / output["filename"]
-    data = path.read_bytes()
-    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
-    return run_id, output
+    researcher: httpx.Client, storage_root: Path
+) -> Iterator[Callable[[str], tuple[str, dict[str, Any]]]]:
+    """Makes completed runs whose output then rots on disk (same size, one byte flipped), and
+    deletes them afterwards so no other test on the shared stack exports a rotten run."""
+    made: list[str] = []
+
+    def make(text: str) -> tuple[str, dict[str, Any]]:
+        [run_id] = make_runs(researcher, 1, text)
+        made.append(run_id)
+        record = researcher.get(f"/api/runs/{run_id}").json()
+        output: dict[str, Any] = next(e for e in record["entities"] if e["type"] == "output_image")
+        path = storage_root / run_relpath(run_id) / output["filename"]
+        data = path.read_bytes()
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+        return run_id, output
+
+    yield make
+    for run_id in made:
+        assert researcher.delete(f"/api/runs/{run_id}").status_code == 200
 
 
 def test_a_file_that_does_not_match_its_checksum_fails_the_export(
-    researcher: httpx.Client, storage_root: Path
+    researcher: httpx.Client, damaged_run: Callable[[str], tuple[str, dict[str, Any]]]
 ) -> None:
-    run_id, output = damaged_run(researcher, storage_root, "to be damaged")
+    run_id, output = damaged_run("to be damaged")
 
     response = researcher.post("/api/exports", json={"filter": {"run_ids": [run_id]}})
     status = wait_export(researcher, response.json()["export_id"])
@@ -218,19 +228,30 @@ def test_bad_export_requests_get_clear_errors(researcher: httpx.Client) -> None:
 
 
 def test_a_damaged_file_in_a_streamed_export_leaves_a_visibly_failed_archive(
-    researcher: httpx.Client, storage_root: Path, tmp_path: Path
+    researcher: httpx.Client,
+    damaged_run: Callable[[str], tuple[str, dict[str, Any]]],
+    tmp_path: Path,
 ) -> None:
-    run_id, output = damaged_run(researcher, storage_root, "damaged while streamed")
+    run_id, output = damaged_run("damaged while streamed")
 
-    # The status line went out before the damage was seen, so it says 200; the archive
-    # itself carries the failure.
-    response = researcher.get(f"/api/exports/stream?run_id={run_id}")
-    assert response.status_code == 200
+    # The status line went out before the damage was seen, so it says 200; the transfer is
+    # then cut off (never a clean end), and what arrived is an archive unzip refuses, whose
+    # last entry names the run and the file.
+    received = bytearray()
+
+    def read_all() -> None:
+        with researcher.stream("GET", f"/api/exports/stream?run_id={run_id}") as response:
+            assert response.status_code == 200
+            for chunk in response.iter_raw():
+                received.extend(chunk)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        read_all()
     archive = tmp_path / "failed.zip"
-    archive.write_bytes(response.content)
+    archive.write_bytes(bytes(received))
     assert subprocess.run(["unzip", "-t", str(archive)], capture_output=True).returncode != 0
-    note_at = response.content.rindex(b"/EXPORT-FAILED.txt")
-    note = response.content[note_at:]
+    note_at = received.rindex(b"/EXPORT-FAILED.txt")
+    note = bytes(received[note_at:])
     assert run_id.encode() in note
     assert output["filename"].encode() in note
 

@@ -108,7 +108,7 @@ async def _stream(state: GatewayState, path: str, request: Request) -> Response:
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw(256 * 1024):
+            async for chunk in upstream.aiter_raw():
                 yield chunk
         finally:
             await opened.__aexit__(None, None, None)

@@ -74,7 +74,7 @@ async def _pass_through(upstream: Upstream, path: str, request: Request) -> Resp
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.aiter_raw(256 * 1024):
+            async for chunk in response.aiter_raw():
                 yield chunk
         finally:
             await opened.__aexit__(None, None, None)
