@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
+from kiln_pipeline_testkit import heal, set_faults, start_run, submissions
 from kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
@@ -148,22 +148,32 @@ def test_a_backend_refusing_prompts_is_routed_around(
 def test_a_backend_that_stops_answering_leaves_rotation_and_its_run_moves_once(
     gw: httpx.Client, sims: tuple[httpx.Client, httpx.Client], pool_stack: Stack
 ) -> None:
-    sim_a, sim_b = sims
-    set_faults(sim_a, node_delay_seconds=2.0)
-    # Both idle: the first backend (sim-a) gets the run.
+    names = [("sim-a", "comfyui-0"), ("sim-b", "comfyui-1")]
+    for sim in sims:
+        set_faults(sim, node_delay_seconds=2.0)
     run_id = start_run(gw)
-    wait_running(sim_a, run_id)
-    pool_stack.processes["sim-a"].kill()
+    # Both idle: either may get it (a health check in flight can tip the tie), so find it.
+    [victim] = eventually(
+        lambda: [
+            i for i, sim in enumerate(sims) if sim.get("/sim/state").json()["running"] == run_id
+        ],
+        15,
+        "the run on a simulator",
+    )
+    survivor = 1 - victim
+    set_faults(sims[survivor], node_delay_seconds=None)
+    (victim_process, victim_backend), _ = names[victim], names[survivor]
+    pool_stack.processes[victim_process].kill()
     record = wait_final(gw, run_id, timeout=40)
     assert record["status"] == "completed", record["error"]
-    assert [p["accepted"] for p in submissions(sim_b, run_id)] == [True]
-    backend_a = _backends(gw)["comfyui-0"]
-    assert backend_a["healthy"] is False
-    assert backend_a["last_error"]
+    assert [p["accepted"] for p in submissions(sims[survivor], run_id)] == [True]
+    dead = _backends(gw)[victim_backend]
+    assert dead["healthy"] is False
+    assert dead["last_error"]
     # New runs go to the healthy backend meanwhile.
     other = start_run(gw)
     assert wait_final(gw, other)["status"] == "completed"
-    assert submissions(sim_b, other)
-    # Back on the same port, sim-a returns to rotation.
-    pool_stack.start_simulator("sim-a")
-    eventually(lambda: _backends(gw)["comfyui-0"]["healthy"], 10, "sim-a back in rotation")
+    assert submissions(sims[survivor], other)
+    # Back on the same port, the dead backend returns to rotation.
+    pool_stack.start_simulator(victim_process)
+    eventually(lambda: _backends(gw)[victim_backend]["healthy"], 10, "the backend back in rotation")
