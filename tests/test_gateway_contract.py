@@ -4,18 +4,29 @@ and every documented response matches its schema."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from kiln_devstack.stack import Stack
+from kiln_devstack.stack import Stack, StackConfig
 from kiln_gateway_helpers import RESEARCHER
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 pytestmark = pytest.mark.integration
 
 
-def test_no_5xx_and_no_schema_violations(stack: Stack) -> None:
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own: the fuzzer acts as a researcher (it may block, delete, export), and
+    its result must not depend on what other tests left on a shared storage root."""
+    with Stack(StackConfig(var_dir=tmp_path_factory.mktemp("kiln-contract"))) as running:
+        yield running
+
+
+def test_no_5xx_and_no_schema_violations(own_stack: Stack) -> None:
+    stack = own_stack
     # Driven by hand rather than by schemathesis' pytest plugin, whose lazy fixture loader
     # does not work with pytest 9; the generation and the checks are schemathesis' own.
     schema = schemathesis.openapi.from_url(f"{stack.gateway_url}/openapi.json")
