@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,3 +231,54 @@ class RunStorage(Protocol):
     def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity: ...
     def delete_run(self, run_id: str, reason: str, actor: str, detail: dict[str, Any]) -> bool: ...
     def append_audit(self, entry: dict[str, Any]) -> None: ...
+
+
+class StagedWrites(ABC):
+    """What every backend does the same way on top of its own staging and commit."""
+
+    @abstractmethod
+    def open_staging(self, run_id: str) -> StagingWriter: ...
+
+    @abstractmethod
+    def commit_entity(
+        self,
+        run_id: str,
+        staged: StagedFile,
+        entity_type: str,
+        ext: str,
+        mime: str,
+        meta: dict[str, Any],
+        change: Callable[[RunRecord, Entity], RunRecord] | None = None,
+        existing: Callable[[RunRecord], Entity | None] | None = None,
+    ) -> Entity: ...
+
+    def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile:
+        writer = self.open_staging(run_id)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def discard(self, staged: StagedFile) -> None:
+        staged.path.unlink(missing_ok=True)
+
+    def add_bytes(
+        self,
+        run_id: str,
+        data: bytes,
+        entity_type: str,
+        ext: str,
+        mime: str,
+        meta: dict[str, Any],
+        existing: Callable[[RunRecord], Entity | None] | None = None,
+    ) -> Entity:
+        staged = self.stage_stream(run_id, iter([data]))
+        try:
+            return self.commit_entity(
+                run_id, staged, entity_type, ext, mime, meta, existing=existing
+            )
+        finally:
+            self.discard(staged)

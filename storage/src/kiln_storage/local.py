@@ -41,6 +41,7 @@ from kiln_storage.base import (
     RunExistsError,
     RunNotFoundError,
     StagedFile,
+    StagedWrites,
     StagingWriter,
     StorageError,
     deletion_entry,
@@ -95,7 +96,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-class RunStore:
+class RunStore(StagedWrites):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._thread_locks: dict[str, threading.Lock] = {}
@@ -216,19 +217,6 @@ class RunStore:
             raise RunNotFoundError(run_id)
         return StagingWriter(run_dir)
 
-    def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile:
-        writer = self.open_staging(run_id)
-        try:
-            for chunk in chunks:
-                writer.write(chunk)
-            return writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
-
-    def discard(self, staged: StagedFile) -> None:
-        staged.path.unlink(missing_ok=True)
-
     def commit_entity(
         self,
         run_id: str,
@@ -273,24 +261,6 @@ class RunStore:
             write_atomic(run_dir / METADATA_FILE, dump_record(updated))
         self._changed(run_id)
         return entity
-
-    def add_bytes(
-        self,
-        run_id: str,
-        data: bytes,
-        entity_type: str,
-        ext: str,
-        mime: str,
-        meta: dict[str, Any],
-        existing: Callable[[RunRecord], Entity | None] | None = None,
-    ) -> Entity:
-        staged = self.stage_stream(run_id, iter([data]))
-        try:
-            return self.commit_entity(
-                run_id, staged, entity_type, ext, mime, meta, existing=existing
-            )
-        finally:
-            self.discard(staged)
 
     def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity:
         """Block an entity with a reason (never served, kept for research), or unblock it

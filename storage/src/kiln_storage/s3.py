@@ -41,6 +41,7 @@ from kiln_storage.base import (
     RunExistsError,
     RunNotFoundError,
     StagedFile,
+    StagedWrites,
     StagingWriter,
     StorageError,
     deletion_entry,
@@ -107,7 +108,7 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())  # noqa: S311 - jitter only
 
 
-class S3RunStore:
+class S3RunStore(StagedWrites):
     """The same public methods as ``kiln_storage.local.RunStore``, on S3."""
 
     def __init__(self, client: S3Client, bucket: str, prefix: str = "", spool: Path | None = None):
@@ -275,19 +276,6 @@ class S3RunStore:
             raise RunNotFoundError(run_id)
         return StagingWriter(self.spool)
 
-    def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile:
-        writer = self.open_staging(run_id)
-        try:
-            for chunk in chunks:
-                writer.write(chunk)
-            return writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
-
-    def discard(self, staged: StagedFile) -> None:
-        staged.path.unlink(missing_ok=True)
-
     def commit_entity(
         self,
         run_id: str,
@@ -335,24 +323,6 @@ class S3RunStore:
             self.client.delete_object(
                 Bucket=self.bucket, Key=self.run_key(run_id, claimed.filename)
             )
-
-    def add_bytes(
-        self,
-        run_id: str,
-        data: bytes,
-        entity_type: str,
-        ext: str,
-        mime: str,
-        meta: dict[str, Any],
-        existing: Callable[[RunRecord], Entity | None] | None = None,
-    ) -> Entity:
-        staged = self.stage_stream(run_id, iter([data]))
-        try:
-            return self.commit_entity(
-                run_id, staged, entity_type, ext, mime, meta, existing=existing
-            )
-        finally:
-            self.discard(staged)
 
     def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity:
         parse_entity_filename(filename)
