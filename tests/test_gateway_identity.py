@@ -135,7 +135,9 @@ def test_participants_see_their_own_and_their_sessions_runs_only(
     stack: Stack, gateway: httpx.Client, device: httpx.Client
 ) -> None:
     mine = gateway.post("/api/runs", json=RUN_BODY).json()["run_id"]
-    # Another device neither reads nor follows nor cancels it: it does not exist for them.
+    # The owner fetches a file first, so the gateway now remembers who the run belongs to ...
+    assert gateway.get(f"/api/runs/{mine}/files/01_input.txt").status_code == 200
+    # ... and another device still neither reads nor follows nor cancels it.
     for path in (f"/api/runs/{mine}", f"/api/runs/{mine}/files/01_input.txt"):
         response = device.get(path)
         assert response.status_code == 404, (path, response.text)

@@ -88,6 +88,25 @@ async def _visible_record(state: GatewayState, caller: Caller, run_id: str) -> R
     return record
 
 
+RUN_OWNERS_CACHED = 10_000
+
+
+async def _check_may_see(state: GatewayState, caller: Caller, run_id: str) -> None:
+    """The visibility check of ``_visible_record`` for routes that need only the answer. A run's
+    device and session never change, so they are remembered (bounded, least recently used);
+    a run deleted meanwhile is still a 404 from media-service, a blocked file still a 451."""
+    owner = state.run_owners.get(run_id)
+    if owner is None:
+        owner = (await _visible_record(state, caller, run_id)).request
+        state.run_owners[run_id] = owner
+        if len(state.run_owners) > RUN_OWNERS_CACHED:
+            state.run_owners.popitem(last=False)
+        return
+    state.run_owners.move_to_end(run_id)
+    if not caller.may_see(owner):
+        raise GatewayError(ErrorCode.RUN_NOT_FOUND, f"no run {run_id} on this storage root", 404)
+
+
 def _relay(upstream: httpx.Response) -> Response:
     """An upstream JSON answer passed on as it is (status and body)."""
     if upstream.status_code == 204:
@@ -259,7 +278,7 @@ async def get_file(
     run_id: RunIdDep, filename: FilenameDep, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:
     """The stored bytes of one entity, straight from the storage root (never from ComfyUI)."""
-    await _visible_record(state, caller, run_id)
+    await _check_may_see(state, caller, run_id)
     return await _stream(state, f"/runs/{run_id}/files/{filename}", request)
 
 
@@ -270,7 +289,7 @@ async def get_newest_media(
     kind: MediaKind, run_id: RunIdDep, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:
     """The run's newest output of a kind (the replaced system's URLs)."""
-    await _visible_record(state, caller, run_id)
+    await _check_may_see(state, caller, run_id)
     return await _stream(state, f"/media/{kind}/{run_id}", request)
 
 
@@ -289,7 +308,7 @@ async def get_media(
     caller: CallerDep,
 ) -> Response:
     """One output of a kind by its position among the run's outputs of that kind."""
-    await _visible_record(state, caller, run_id)
+    await _check_may_see(state, caller, run_id)
     return await _stream(state, f"/media/{kind}/{run_id}/{index}", request)
 
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
+from kiln_contracts.records import RunRequest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
@@ -24,3 +26,6 @@ class GatewayState:
     creator: RunCreator
     sessions: SessionStore
     researcher_token: str
+    # Who a run belongs to never changes: files and media check it here instead of reading the
+    # whole record from media-service on every request (bounded; see api._owner).
+    run_owners: OrderedDict[str, RunRequest] = field(default_factory=OrderedDict)
