@@ -7,6 +7,7 @@ import { formatDate, has, lang, t } from "./i18n.js";
 import { outputsOf, renderOutput } from "./media.js";
 
 export const FINAL = new Set(["completed", "failed", "cancelled"]);
+const RECORD_CATCH_UP_MS = 15000;
 const QUIET_MS = 4000;
 
 export function workflowTitle(workflows, name) {
@@ -93,7 +94,15 @@ export async function followRun(runId, panel, { researcher = false, signal } = {
     clearInterval(watchdog);
   }
   signal?.throwIfAborted();
-  return getJson(path, { researcher, signal });
+  // The stream can announce a final state a moment before media-service has written it into
+  // the record (both learn it from NATS): wait, bounded, for the record to catch up, so a
+  // failure is shown with its reason and a result is never looked for too early.
+  const deadline = Date.now() + RECORD_CATCH_UP_MS;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    const record = await getJson(path, { researcher, signal });
+    if (FINAL.has(record.status) || Date.now() > deadline) return record;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
 }
 
 // The outputs of a final record, each one loaded from storage (or the failure, in words).
