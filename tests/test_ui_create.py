@@ -115,3 +115,14 @@ def test_ui_node_error_shows_its_reason(ui: Ui, simulator: httpx.Client) -> None
         ui.shot(page)
     finally:
         simulator.post("/sim/faults", json={"node_error": None})
+
+
+def test_ui_does_not_offer_a_workflow_the_pipeline_cannot_run(
+    ui: Ui, gateway: httpx.Client
+) -> None:
+    # The shared stack has no chat endpoint, so noise_translated (one text stage) is unavailable.
+    listed = {w["name"]: w for w in gateway.get("/api/workflows").json()}
+    assert listed["noise_translated"]["unavailable_reason"]
+    page, _ = ui.open("/")
+    expect(page.locator("label.choice", has_text="Noise picture")).to_be_visible()
+    expect(page.locator("label.choice", has_text="Translated noise")).to_have_count(0)

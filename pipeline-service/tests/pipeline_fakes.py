@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from kiln_contracts.events import RunCancelled, RunFailed, RunGenerated, RunProgress, RunStarted
+from kiln_contracts.events import (
+    RunCancelled,
+    RunFailed,
+    RunGenerated,
+    RunProgress,
+    RunStarted,
+    RunTextStage,
+)
 
 
 @dataclass
@@ -86,11 +93,15 @@ class FakeComfy:
 
 @dataclass
 class RecordingSink:
+    text_stage_events: list[RunTextStage] = field(default_factory=list)
     started_events: list[RunStarted] = field(default_factory=list)
     generated_events: list[RunGenerated] = field(default_factory=list)
     failed_events: list[RunFailed] = field(default_factory=list)
     cancelled_events: list[RunCancelled] = field(default_factory=list)
     progress_events: list[RunProgress] = field(default_factory=list)
+
+    async def text_stage(self, event: RunTextStage) -> None:
+        self.text_stage_events.append(event)
 
     async def started(self, event: RunStarted) -> None:
         self.started_events.append(event)

@@ -94,7 +94,7 @@ async def publish_run_event(js: JetStreamContext, subject: str, event: RunMessag
     await js.publish(
         subject,
         event.model_dump_json().encode(),
-        headers=event_headers(event.run_id, event.event_name),
+        headers=event_headers(event.run_id, event.dedup_key),
     )
 
 

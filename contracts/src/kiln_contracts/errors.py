@@ -14,6 +14,7 @@ class ErrorCode(StrEnum):
     INVALID_FILENAME = "invalid_filename"
     UNKNOWN_WORKFLOW = "unknown_workflow"
     INVALID_PARAMS = "invalid_params"
+    WORKFLOW_UNAVAILABLE = "workflow_unavailable"
     RUN_NOT_FOUND = "run_not_found"
     FILE_NOT_FOUND = "file_not_found"
     RUN_EXISTS = "run_exists"
@@ -35,6 +36,7 @@ class ErrorCode(StrEnum):
     STORAGE_FAILED = "storage_failed"
     QUEUE_UNAVAILABLE = "queue_unavailable"
     CANCELLED = "cancelled"
+    TEXT_STAGE_FAILED = "text_stage_failed"
     # Infrastructure (5xx)
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_TIMEOUT = "upstream_timeout"

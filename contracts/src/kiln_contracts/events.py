@@ -21,6 +21,11 @@ class RunMessage(BaseModel):
     run_id: RunId
     at: datetime = Field(default_factory=utc_now)
 
+    @property
+    def dedup_key(self) -> str:
+        """The event part of the JetStream de-duplication id: one message per run and key."""
+        return self.event_name
+
 
 class RunRequested(RunMessage):
     event_name: ClassVar[str] = "requested"
@@ -33,6 +38,28 @@ class RunRequested(RunMessage):
     safety_level: SafetyLevel | None = None
 
 
+class TextStageOutput(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    stage: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$", description="The stage's entity type.")
+    index: int = Field(ge=0, description="Position among the workflow's text stages.")
+    model: str
+    text: str
+
+
+class RunTextStage(RunMessage):
+    """One text stage's result, published as soon as it is known (stored even if the run then
+    fails before a backend takes it)."""
+
+    event_name: ClassVar[str] = RunEventName.TEXT_STAGE.value
+
+    output: TextStageOutput
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.event_name}:{self.output.index}"
+
+
 class RunStarted(RunMessage):
     event_name: ClassVar[str] = RunEventName.STARTED.value
 
@@ -40,6 +67,11 @@ class RunStarted(RunMessage):
     backend_url: str
     seed: int | None = None
     graph: dict[str, JsonValue] = Field(description="The exact graph sent to ComfyUI.")
+    text_stages: list[TextStageOutput] = Field(
+        default_factory=list,
+        description="Every text stage's result again, so media stores them before the graph "
+        "whichever event it applies first.",
+    )
 
 
 class GeneratedOutput(BaseModel):

@@ -21,6 +21,7 @@ HEADER_REQUEST_ID = "X-Request-ID"
 class RunEventName(StrEnum):
     """The per-run event subjects: ``runs.{run_id}.{name}``."""
 
+    TEXT_STAGE = "text_stage"
     STARTED = "started"
     GENERATED = "generated"
     STORED = "stored"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 
 class MediaKind(StrEnum):
@@ -36,6 +36,28 @@ class ParamSpec(BaseModel):
     targets: list[GraphInput] = Field(default_factory=list)
 
 
+class TextStage(BaseModel):
+    """A text step run by an OpenAI-compatible chat endpoint before generation: the previous
+    stage's output (the run's input for the first) is the user message. Its result is stored as
+    an entity of type ``name`` (``02_translation.txt``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,30}$", description="Entity type, e.g. translation."
+    )
+    system_prompt: str = Field(min_length=1)
+    model: str = "default"
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_reserved_type(cls, name: str) -> str:
+        # Entity types the run record already uses for other files.
+        if name in ("input", "workflow") or name.startswith("output"):
+            raise ValueError(f"{name!r} is an entity type kiln uses for other files")
+        return name
+
+
 class WorkflowManifest(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     title: dict[str, str] = Field(description="Title per language: en, de.")
@@ -48,6 +70,15 @@ class WorkflowManifest(BaseModel):
         default_factory=list, description="Graph inputs that receive the run's seed."
     )
     deadline_seconds: float = Field(default=600, gt=0)
+    text_stages: list[TextStage] = Field(
+        default_factory=list,
+        description="Run in order before generation; prompt_targets get the last one's output.",
+    )
+    unavailable_reason: str | None = Field(
+        default=None,
+        description="Set by the pipeline when it cannot run this workflow (text stages without "
+        "a chat endpoint); the gateway refuses such runs.",
+    )
 
 
 class WorkflowSummary(BaseModel):
@@ -57,6 +88,21 @@ class WorkflowSummary(BaseModel):
     title: dict[str, str]
     kind: MediaKind
     params: dict[str, ParamSpec]
+    text_stages: list[str] = Field(default_factory=list, description="Names, in order.")
+    unavailable_reason: str | None = Field(
+        default=None, description="Why runs of this workflow are refused right now, if they are."
+    )
+
+    @classmethod
+    def of(cls, manifest: WorkflowManifest) -> WorkflowSummary:
+        return cls(
+            name=manifest.name,
+            title=manifest.title,
+            kind=manifest.kind,
+            params=manifest.params,
+            text_stages=[stage.name for stage in manifest.text_stages],
+            unavailable_reason=manifest.unavailable_reason,
+        )
 
 
 class InvalidParamsError(ValueError):

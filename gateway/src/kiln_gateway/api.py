@@ -396,10 +396,7 @@ async def who_am_i(state: StateDep, caller: CallerDep) -> WhoAmI:
 @router.get("/workflows", response_model=list[WorkflowSummary], tags=["workflows"])
 async def list_workflows(state: StateDep) -> list[WorkflowSummary]:
     manifests = await state.catalog.manifests()
-    return [
-        WorkflowSummary(name=m.name, title=m.title, kind=m.kind, params=m.params)
-        for m in manifests.values()
-    ]
+    return [WorkflowSummary.of(m) for m in manifests.values()]
 
 
 @router.get("/system", response_model=SystemReport, tags=["system"])

@@ -107,6 +107,8 @@ class RunCreator:
             raise GatewayError(
                 ErrorCode.UNKNOWN_WORKFLOW, f"no workflow named {body.workflow!r}", 404
             )
+        if manifest.unavailable_reason:
+            raise GatewayError(ErrorCode.WORKFLOW_UNAVAILABLE, manifest.unavailable_reason, 422)
         if len(body.input_text) > self.max_input_chars:
             raise GatewayError(
                 ErrorCode.INVALID_REQUEST,

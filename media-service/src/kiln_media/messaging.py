@@ -6,7 +6,14 @@ import logging
 
 from kiln_common.nats import DurableConsumer, publish_run_event
 from kiln_contracts.errors import ErrorCode
-from kiln_contracts.events import RunCancelled, RunFailed, RunGenerated, RunStarted, RunStored
+from kiln_contracts.events import (
+    RunCancelled,
+    RunFailed,
+    RunGenerated,
+    RunStarted,
+    RunStored,
+    RunTextStage,
+)
 from kiln_contracts.records import Stage
 from kiln_contracts.subjects import (
     RUNS_STREAM,
@@ -47,7 +54,9 @@ def build_consumer(
     async def handle(message: Msg) -> None:
         run_id, name = parse_run_event_subject(message.subject)
         try:
-            if name == RunEventName.STARTED:
+            if name == RunEventName.TEXT_STAGE:
+                await service.on_text_stage(RunTextStage.model_validate_json(message.data))
+            elif name == RunEventName.STARTED:
                 await service.on_started(RunStarted.model_validate_json(message.data))
             elif name == RunEventName.GENERATED:
                 await service.on_generated(RunGenerated.model_validate_json(message.data))
@@ -77,6 +86,7 @@ def build_consumer(
         stream=RUNS_STREAM,
         durable=DURABLE,
         filter_subjects=[
+            run_event_filter(RunEventName.TEXT_STAGE),
             run_event_filter(RunEventName.STARTED),
             run_event_filter(RunEventName.GENERATED),
             run_event_filter(RunEventName.FAILED),

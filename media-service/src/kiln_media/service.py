@@ -21,9 +21,12 @@ from kiln_contracts.events import (
     RunGenerated,
     RunStarted,
     RunStored,
+    RunTextStage,
+    TextStageOutput,
 )
 from kiln_contracts.layout import is_entity_type
 from kiln_contracts.records import (
+    Entity,
     RunError,
     RunHistoryEntry,
     RunRecord,
@@ -174,6 +177,10 @@ class MediaService:
         # The exact graph sent to ComfyUI is provenance: store it once (even on a redelivery,
         # even when the started event was applied after the outputs).
         started = any(entry.event == "started" for entry in record.events)
+        if started:
+            # Text stages come before the graph in the run's files, whichever event came first.
+            for output in event.text_stages:
+                await self._store_text_stage(event.run_id, output)
         if started and not any(e.type == "workflow" for e in record.entities):
             graph = json.dumps(event.graph, indent=2, sort_keys=True).encode()
             meta: dict[str, Any] = {"backend": event.backend}
@@ -191,6 +198,34 @@ class MediaService:
                     existing=lambda r: next((e for e in r.entities if e.type == "workflow"), None),
                 )
             )
+
+    async def on_text_stage(self, event: RunTextStage) -> None:
+        await self._store_text_stage(event.run_id, event.output)
+
+    async def _store_text_stage(self, run_id: str, output: TextStageOutput) -> None:
+        """Once per stage index, however often it is announced (event, redelivery, started)."""
+
+        def stored(record: RunRecord) -> Entity | None:
+            return next(
+                (
+                    e
+                    for e in record.entities
+                    if e.type == output.stage and e.meta.get("stage_index") == output.index
+                ),
+                None,
+            )
+
+        await anyio.to_thread.run_sync(
+            lambda: self.store.add_bytes(
+                run_id,
+                output.text.encode(),
+                output.stage,
+                "txt",
+                "text/plain; charset=utf-8",
+                {"stage_index": output.index, "model": output.model},
+                existing=stored,
+            )
+        )
 
     async def on_failed(self, event: RunFailed) -> None:
         await self.record_failure(event)

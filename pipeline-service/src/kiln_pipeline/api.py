@@ -17,7 +17,10 @@ router = APIRouter()
 
 @router.get("/workflows", response_model=list[WorkflowSummary])
 async def list_workflows(state: StateDep) -> list[WorkflowSummary]:
-    return [t.summary() for t in state.templates.values()]
+    return [
+        WorkflowSummary.of(_with_availability(t.manifest, state.settings.llm_url))
+        for t in state.templates.values()
+    ]
 
 
 @router.get("/workflows/{name}/manifest", response_model=WorkflowManifest)
@@ -25,12 +28,22 @@ async def get_manifest(name: str, state: StateDep) -> WorkflowManifest:
     template = state.templates.get(name)
     if template is None:
         raise PipelineError(ErrorCode.UNKNOWN_WORKFLOW, f"no workflow {name!r}", 404)
-    return template.manifest
+    return _with_availability(template.manifest, state.settings.llm_url)
 
 
 @router.get("/manifests", response_model=list[WorkflowManifest])
 async def list_manifests(state: StateDep) -> list[WorkflowManifest]:
-    return [t.manifest for t in state.templates.values()]
+    return [
+        _with_availability(t.manifest, state.settings.llm_url) for t in state.templates.values()
+    ]
+
+
+def _with_availability(manifest: WorkflowManifest, llm_url: str | None) -> WorkflowManifest:
+    """The gateway cannot know this service's configuration: the manifest tells it."""
+    if manifest.text_stages and not llm_url:
+        reason = f"workflow {manifest.name!r} needs a chat endpoint for its text stages, and none is configured"
+        return manifest.model_copy(update={"unavailable_reason": reason})
+    return manifest
 
 
 @router.get("/system", response_model=ServiceInfo)

@@ -17,6 +17,7 @@ from kiln_pipeline.api import router
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.config import PipelineSettings
 from kiln_pipeline.driver import PollPolicy, RunDriver
+from kiln_pipeline.llm import ChatClient
 from kiln_pipeline.messaging import (
     NatsRunEventSink,
     StreamCancelLedger,
@@ -61,7 +62,12 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
                 lost_grace_seconds=settings.pipeline_lost_grace_seconds,
                 backend_down_seconds=settings.pipeline_backend_down_seconds,
             )
-            driver = RunDriver(templates, pool, sink, StreamCancelLedger(js), poll)
+            llm = (
+                ChatClient(settings.llm_url, http, settings.llm_timeout_seconds)
+                if settings.llm_url
+                else None
+            )
+            driver = RunDriver(templates, pool, sink, StreamCancelLedger(js), poll, llm)
             app.state.pipeline = PipelineState(settings, templates, pool, nc)
             cancels = await subscribe_cancels(nc, driver)
             consumer = build_consumer(js, driver, sink, pool.capacity)

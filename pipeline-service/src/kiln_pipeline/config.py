@@ -22,6 +22,10 @@ class PipelineSettings(KilnSettings):
     pipeline_health_interval_seconds: float = Field(default=2.0, gt=0)
     pipeline_lost_grace_seconds: float = Field(default=5.0, gt=0)
     pipeline_backend_down_seconds: float = Field(default=10.0, gt=0)
+    # OpenAI-compatible chat endpoint for workflows with text stages; without it those
+    # workflows are listed as unavailable and refused.
+    llm_url: str | None = None
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
     # Directories with more templates (``*.manifest.json`` + ``*.json``) beside the built-in
     # ones: a deployment's own workflows, or test workflows with short deadlines.
     pipeline_workflows_dirs: Annotated[
@@ -37,6 +41,13 @@ class PipelineSettings(KilnSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"not an http(s) URL: {url!r}")
         return urls
+
+    @field_validator("llm_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        return url.rstrip("/") if url else None
 
     @field_validator("pipeline_workflows_dirs")
     @classmethod

@@ -25,6 +25,8 @@ from kiln_contracts.events import (
     RunProgress,
     RunRequested,
     RunStarted,
+    RunTextStage,
+    TextStageOutput,
 )
 from kiln_contracts.records import Stage
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
@@ -32,7 +34,7 @@ from kiln_contracts.workflows import InvalidParamsError, resolve_params
 from kiln_pipeline.comfy import BackendUnavailableError, PromptRejectedError
 from kiln_pipeline.outputs import collect_outputs, failure_of
 from kiln_pipeline.pool import Backend, BackendPool, NoHealthyBackendError
-from kiln_pipeline.ports import CancelLedger, RunEventSink
+from kiln_pipeline.ports import CancelLedger, RunEventSink, TextGenerator, TextStageError
 from kiln_pipeline.templates import WorkflowTemplate
 from kiln_pipeline.watcher import WEBSOCKET_LOST
 
@@ -106,8 +108,10 @@ class RunDriver:
         sink: RunEventSink,
         cancels: CancelLedger,
         poll: PollPolicy | None = None,
+        llm: TextGenerator | None = None,
     ) -> None:
         self.templates = templates
+        self.llm = llm
         self.pool = pool
         self.sink = sink
         self.cancels = cancels
@@ -163,9 +167,13 @@ class RunDriver:
         if await self.cancels.requested(run_id):
             await self._report_cancelled(run_id, "cancelled before it reached a backend")
             return
+        text_outputs = await self._run_text_stages(request, template)
+        if text_outputs is None:
+            return
+        prompt = text_outputs[-1].text if text_outputs else request.input_text
         seed_param = params.get("seed")
         seed = seed_param if isinstance(seed_param, int) else secrets.randbelow(MAX_RANDOM_SEED)
-        graph = template.build(run_id, params, request.input_text, seed)
+        graph = template.build(run_id, params, prompt, seed)
         run.deadline_seconds = template.manifest.deadline_seconds
         deadline = time.monotonic() + run.deadline_seconds
 
@@ -187,6 +195,7 @@ class RunDriver:
                             backend_url=backend.url,
                             seed=seed,
                             graph=graph,
+                            text_stages=text_outputs,
                         )
                     )
                     started = True
@@ -210,6 +219,43 @@ class RunDriver:
                 logger.warning("%s lost the run; submitting it once more", backend.name)
             # Lost or unavailable: another backend if there is one, this one once it is back.
             avoid = frozenset({backend.name})
+
+    async def _run_text_stages(
+        self, request: RunRequested, template: WorkflowTemplate
+    ) -> list[TextStageOutput] | None:
+        """Each stage's output, in order (each stage reads the previous one's), each published
+        as soon as it is known; None when the run was failed instead."""
+        stages = template.manifest.text_stages
+        if not stages:
+            return []
+        if self.llm is None:
+            await self.fail(
+                request.run_id,
+                Stage.PIPELINE,
+                ErrorCode.WORKFLOW_UNAVAILABLE,
+                f"workflow {template.manifest.name!r} has text stages but no chat endpoint is "
+                "configured (set KILN_LLM_URL)",
+            )
+            return None
+        outputs: list[TextStageOutput] = []
+        text = request.input_text
+        for index, stage in enumerate(stages):
+            try:
+                text = await self.llm.complete(stage.model, stage.system_prompt, text)
+            except TextStageError as exc:
+                await self.fail(
+                    request.run_id,
+                    Stage.PIPELINE,
+                    ErrorCode.TEXT_STAGE_FAILED,
+                    f"text stage {stage.name!r} failed: {exc}",
+                    text_stage=stage.name,
+                    index=index,
+                )
+                return None
+            output = TextStageOutput(stage=stage.name, index=index, model=stage.model, text=text)
+            await self.sink.text_stage(RunTextStage(run_id=request.run_id, output=output))
+            outputs.append(output)
+        return outputs
 
     async def _drive_on(
         self,

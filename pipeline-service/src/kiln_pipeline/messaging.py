@@ -15,6 +15,7 @@ from kiln_contracts.events import (
     RunProgress,
     RunRequested,
     RunStarted,
+    RunTextStage,
 )
 from kiln_contracts.records import Stage
 from kiln_contracts.subjects import (
@@ -42,6 +43,11 @@ class NatsRunEventSink:
     def __init__(self, nc: NatsClient, js: JetStreamContext) -> None:
         self.nc = nc
         self.js = js
+
+    async def text_stage(self, event: RunTextStage) -> None:
+        await publish_run_event(
+            self.js, run_event_subject(event.run_id, RunEventName.TEXT_STAGE), event
+        )
 
     async def started(self, event: RunStarted) -> None:
         await publish_run_event(

@@ -2,11 +2,20 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kiln_contracts.events import RunCancelled, RunFailed, RunGenerated, RunProgress, RunStarted
+from kiln_contracts.events import (
+    RunCancelled,
+    RunFailed,
+    RunGenerated,
+    RunProgress,
+    RunStarted,
+    RunTextStage,
+)
 
 
 class RunEventSink(Protocol):
     """Where the driver reports what happened to a run (NATS in production, a list in tests)."""
+
+    async def text_stage(self, event: RunTextStage) -> None: ...
 
     async def started(self, event: RunStarted) -> None: ...
 
@@ -23,3 +32,13 @@ class CancelLedger(Protocol):
     """Whether a cancel was requested for a run before this instance picked it up."""
 
     async def requested(self, run_id: str) -> bool: ...
+
+
+class TextStageError(Exception):
+    """The chat endpoint failed a text stage (unreachable, error status, no message)."""
+
+
+class TextGenerator(Protocol):
+    """Runs one text stage: an OpenAI-compatible chat endpoint in production."""
+
+    async def complete(self, model: str, system_prompt: str, text: str) -> str: ...

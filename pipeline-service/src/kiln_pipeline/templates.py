@@ -9,7 +9,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from kiln_contracts.workflows import GraphInput, WorkflowManifest, WorkflowSummary
+from kiln_contracts.workflows import GraphInput, WorkflowManifest
 
 Graph = dict[str, Any]
 
@@ -30,10 +30,6 @@ class WorkflowTemplate:
     @property
     def name(self) -> str:
         return self.manifest.name
-
-    def summary(self) -> WorkflowSummary:
-        m = self.manifest
-        return WorkflowSummary(name=m.name, title=m.title, kind=m.kind, params=m.params)
 
     def save_nodes(self) -> list[str]:
         return [nid for nid, node in self.graph.items() if PREFIX_INPUT in node.get("inputs", {})]

@@ -40,6 +40,7 @@ class StackConfig:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     simulators: int = 1  # started when comfyui_urls is empty: comfyui-sim, comfyui-sim-2, …
+    llm: bool = False  # start the chat endpoint simulator and give pipeline its KILN_LLM_URL
 
 
 @dataclass
@@ -115,8 +116,21 @@ class Stack:
         self._wait_ready(name)
         return url
 
+    def start_llm_simulator(self) -> str:
+        port = self._port("llm-sim")
+        argv = [sys.executable, "-m", "uvicorn", "llm_sim.app:create_app", "--factory"]
+        argv += ["--host", self.config.host, "--port", str(port), "--log-level", "warning"]
+        self._spawn("llm-sim", argv)
+        url = f"http://{self.config.host}:{port}"
+        self.urls["llm-sim"] = url
+        self.ready_urls["llm-sim"] = f"{url}/health"
+        self._wait_ready("llm-sim")
+        return url
+
     def service_env(self) -> dict[str, str]:
+        llm = {"KILN_LLM_URL": self.urls["llm-sim"]} if "llm-sim" in self.urls else {}
         return {
+            **llm,
             "KILN_NATS_URL": self.urls["nats"],
             "KILN_STORAGE_ROOT": str(self.storage_root),
             "KILN_EXPORT_ROOT": str(self.export_root),
@@ -169,6 +183,8 @@ class Stack:
                 self.start_simulator("comfyui-sim" if n == 1 else f"comfyui-sim-{n}")
                 for n in range(1, self.config.simulators + 1)
             ]
+            if self.config.llm:
+                self.start_llm_simulator()
             for name in SERVICES:
                 fixed = self.config.gateway_port if name == "gateway" else None
                 self.urls[name] = f"http://{self.config.host}:{self._port(name, fixed)}"

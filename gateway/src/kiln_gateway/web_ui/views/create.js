@@ -49,7 +49,9 @@ function readParams(container) {
 }
 
 export function createView(main, ctx) {
-  const { workflows } = ctx;
+  // Workflows the pipeline cannot run right now (text stages without a chat endpoint) are
+  // not offered: the gateway would refuse them.
+  const workflows = ctx.workflows.filter((w) => !w.unavailable_reason);
   const heading = h("h1", { tabindex: "-1" }, t("create.title"));
   if (!workflows.length) {
     replace(main, heading, h("p", { class: "notice" }, t("create.noWorkflows")));
