@@ -105,7 +105,7 @@ class RunCreator:
         manifest = await self.catalog.get(body.workflow)
         if manifest is None:
             raise GatewayError(
-                ErrorCode.UNKNOWN_WORKFLOW, f"no workflow named {body.workflow!r}", 404
+                ErrorCode.UNKNOWN_WORKFLOW, f"no workflow named {body.workflow!r}", 422
             )
         if manifest.unavailable_reason:
             raise GatewayError(ErrorCode.WORKFLOW_UNAVAILABLE, manifest.unavailable_reason, 422)
