@@ -107,8 +107,12 @@ def test_background_zip_export_is_a_valid_bag_with_progress_and_range(
 
     events = read_sse(researcher, export_id)  # ends by itself after completed or failed
     assert events[0][0] == "status"
-    assert events[-1][0] == "completed", events
-    assert events[-1][1]["runs_total"] == 3
+    # A small export may finish before the stream opens: then its first status says so.
+    final_name, final = events[-1]
+    assert final_name == "completed" or (
+        final_name == "status" and final["state"] == "completed"
+    ), events
+    assert final["runs_total"] == 3
 
     status = wait_export(researcher, export_id)
     assert status["state"] == "completed", status.get("error")
