@@ -82,3 +82,23 @@ def test_a_consumer_needs_a_handler() -> None:
             handlers={},
             on_give_up=_ignore,
         )
+
+
+def test_connect_uses_the_configured_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kiln_common.nats as kiln_nats
+    from kiln_common.settings import KilnSettings
+
+    seen: dict[str, Any] = {}
+
+    async def fake_connect(url: str, **options: Any) -> str:
+        seen.update(options, url=url)
+        return "client"
+
+    monkeypatch.setattr(kiln_nats.nats, "connect", fake_connect)
+    settings = KilnSettings(nats_url="nats://example:4222", nats_connect_timeout_seconds=1.5)
+    assert asyncio.run(kiln_nats.connect(settings, "test")) == "client"
+    assert (seen["url"], seen["connect_timeout"], seen["name"]) == (
+        "nats://example:4222",
+        1.5,
+        "test",
+    )
