@@ -16,7 +16,8 @@ import pytest
 from chaos_harness import ChaosLoad, ChaosReport, account, probe_recovery
 from kiln_devstack.stack import Stack, StackConfig
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+# Its own deadlines (submit 180 s, recovery 120 s, final 240 s) come first; 900 s catches a hang.
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(900)]
 
 CHAOS_ENV = {
     # The load comes from one client; the per-device limit is not what is under test here.
