@@ -1,5 +1,5 @@
 """Export jobs on a stack of their own: surviving a crash of export-service, expiry after
-KILN_EXPORT_TTL, and the S3 target on a real S3 endpoint (``weed mini``, DESIGN §5)."""
+KILN_EXPORT_TTL, and the S3 target on a real S3 endpoint (``weed mini``, docs/design.md §7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every built-in weight-free workflow, end to end through the gateway, with files of the right
-format on the storage root (DESIGN §4: these run on a real CPU-only ComfyUI too)."""
+format on the storage root (docs/design.md §6: these run on a real CPU-only ComfyUI too)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every known way driving ComfyUI goes wrong (DESIGN §4, issue 3 item 3), injected into the
+"""Every known way driving ComfyUI goes wrong (docs/design.md §6, issue 3 item 3), injected into the
 simulator, with the documented outcome asserted through the gateway.
 
 A stack of its own: test workflows with a short deadline, and short lost/down limits so a

@@ -1,4 +1,4 @@
-"""The central promise (DESIGN §1): one run id, minted once, from request to stored file."""
+"""The central promise (docs/design.md §2.1): one run id, minted once, from request to stored file."""
 
 from __future__ import annotations
 
