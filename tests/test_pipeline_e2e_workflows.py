@@ -11,8 +11,8 @@ import av
 import httpx
 import pytest
 from kiln_contracts.ids import run_date
-from kiln_polling import wait_final
 from PIL import Image
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

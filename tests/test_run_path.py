@@ -10,8 +10,8 @@ import httpx
 import pytest
 from kiln_contracts.ids import parse_run_id, run_date
 from kiln_devstack.stack import Stack
-from kiln_polling import wait_final
 from PIL import Image
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 
