@@ -1,4 +1,4 @@
-"""Payloads of the NATS messages between services. Validated on receipt.
+"""Payloads of the NATS messages between services (docs/design.md §5.4). Validated on receipt.
 
 Every message model knows its name, its subject and its de-duplication id, so services never
 spell a subject: they publish an event, or consume the event types they hand a handler for.
