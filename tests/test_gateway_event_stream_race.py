@@ -11,12 +11,11 @@ from pathlib import Path
 
 import nats
 import pytest
-from kiln_common.nats import ensure_streams, publish_run_event
+from kiln_common.nats import ensure_streams, publish
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunFailed, RunStarted
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunHistoryEntry, RunRecord, RunRequest, RunStatus, Stage, utc_now
-from kiln_contracts.subjects import RunEventName, run_event_subject
 from kiln_devstack.stack import Stack, StackConfig
 from kiln_gateway.events import RunEventStream
 
@@ -52,11 +51,11 @@ def test_an_event_published_before_the_stream_opens_is_delivered(nats_url: str) 
         await ensure_streams(js)
         run_id = new_run_id()
         started = RunStarted(run_id=run_id, backend="b", backend_url="http://b", graph={})
-        await publish_run_event(js, run_event_subject(run_id, RunEventName.STARTED), started)
+        await publish(js, started)
         failed = RunFailed(
             run_id=run_id, stage=Stage.BACKEND, code=ErrorCode.BACKEND_ERROR, message="boom"
         )
-        await publish_run_event(js, run_event_subject(run_id, RunEventName.FAILED), failed)
+        await publish(js, failed)
 
         async def read_record() -> RunRecord:
             return _stale_record(run_id)  # media has not applied `failed` yet

@@ -11,7 +11,6 @@ from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunFailed
 from kiln_contracts.layout import run_relpath
 from kiln_contracts.records import Stage
-from kiln_contracts.subjects import RunEventName
 from kiln_devstack.stack import Stack
 from support.kiln_polling import eventually
 from support.media_helpers import (
@@ -39,15 +38,15 @@ def wait_status(media: httpx.Client, run_id: str, *statuses: str) -> dict[str, A
 
 def test_a_redelivered_event_changes_nothing(stack: Stack, media: httpx.Client) -> None:
     run_id = create_run(media)
-    publish(stack, started_event(stack, run_id), RunEventName.STARTED)
-    publish(stack, started_event(stack, run_id), RunEventName.STARTED, redelivery=True)
+    publish(stack, started_event(stack, run_id))
+    publish(stack, started_event(stack, run_id), redelivery=True)
     output = put_on_simulator(stack, run_id, "9_00001_.png", png_bytes(33, 21))
     event = generated_event(stack, run_id, output)
-    publish(stack, event, RunEventName.GENERATED)
+    publish(stack, event)
     first = wait_status(media, run_id, "completed")
 
-    publish(stack, event, RunEventName.GENERATED, redelivery=True)
-    publish(stack, started_event(stack, run_id), RunEventName.STARTED, redelivery=True)
+    publish(stack, event, redelivery=True)
+    publish(stack, started_event(stack, run_id), redelivery=True)
     # The repeats are handled (the media log says so) and change nothing.
     eventually(
         lambda: (
@@ -78,11 +77,11 @@ def test_an_event_after_a_final_state_is_ignored_and_logged(
 ) -> None:
     run_id = create_run(media)
     output = put_on_simulator(stack, run_id, "9_00001_.png", png_bytes(8, 8))
-    publish(stack, generated_event(stack, run_id, output), RunEventName.GENERATED)
+    publish(stack, generated_event(stack, run_id, output))
     done = wait_status(media, run_id, "completed")
 
     late = RunFailed(run_id=run_id, stage=Stage.BACKEND, code=ErrorCode.TIMEOUT, message="late")
-    publish(stack, late, RunEventName.FAILED)
+    publish(stack, late)
     eventually(
         lambda: any(
             line.get("run_id") == run_id and "ignoring failed: run is completed" in line["message"]
@@ -105,7 +104,7 @@ def test_an_output_missing_at_first_is_fetched_by_a_retry(
     output = put_on_simulator(stack, run_id, "9_00001_.png", data)
     file_on_sim = stack.var_dir / "comfyui-sim" / "output" / output.subfolder / output.filename
     file_on_sim.unlink()  # the backend answers 404 until it is back
-    publish(stack, generated_event(stack, run_id, output), RunEventName.GENERATED)
+    publish(stack, generated_event(stack, run_id, output))
     eventually(
         lambda: any(
             line.get("run_id") == run_id and "attempt 1 of" in line["message"]
@@ -127,7 +126,7 @@ def test_a_permanently_missing_output_fails_the_run_naming_it(
     run_id = create_run(media)
     output = put_on_simulator(stack, run_id, "9_00001_.png", png_bytes(4, 4))
     missing = output.model_copy(update={"filename": "9_00002_.png"})
-    publish(stack, generated_event(stack, run_id, output, missing), RunEventName.GENERATED)
+    publish(stack, generated_event(stack, run_id, output, missing))
     record = wait_status(media, run_id, "failed")
     error = record["error"]
     assert error["stage"] == "media"
@@ -156,7 +155,7 @@ def test_bytes_that_are_not_what_the_name_says_fail_the_run(
 ) -> None:
     run_id = create_run(media)
     output = put_on_simulator(stack, run_id, "9_00001_.png", b"GIF89a" + b"\0" * 64)
-    publish(stack, generated_event(stack, run_id, output), RunEventName.GENERATED)
+    publish(stack, generated_event(stack, run_id, output))
     record = wait_status(media, run_id, "failed")
     assert record["error"]["code"] == "storage_failed"
     assert "expected png data, found gif" in record["error"]["message"]

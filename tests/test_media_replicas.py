@@ -12,7 +12,6 @@ import httpx
 import pytest
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.layout import run_relpath
-from kiln_contracts.subjects import RunEventName
 from kiln_devstack.stack import Stack
 from support.kiln_polling import eventually
 from support.media_helpers import (
@@ -92,11 +91,9 @@ def test_concurrent_writes_to_one_run_from_both_lose_nothing(
     # The same events, delivered several times over: the shared durable consumer hands them to
     # whichever replica pulls first, so both apply them to one run at the same time.
     for _ in range(3):
-        publish(stack, started_event(stack, run_id), RunEventName.STARTED, redelivery=True)
+        publish(stack, started_event(stack, run_id), redelivery=True)
     for _ in range(4):
-        publish(
-            stack, generated_event(stack, run_id, *outputs), RunEventName.GENERATED, redelivery=True
-        )
+        publish(stack, generated_event(stack, run_id, *outputs), redelivery=True)
 
     def completed() -> dict[str, Any] | None:
         record: dict[str, Any] = media.get(f"/runs/{run_id}").json()

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from kiln_contracts.layout import run_relpath
-from kiln_contracts.subjects import RunEventName
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 from kiln_devstack.stack import Stack
 from kiln_storage.weed import WeedMini
@@ -100,11 +99,11 @@ def test_a_run_is_stored_and_served_from_s3(
     run_id = create_run(media_s3, input_text="on s3", device_id="s3-device")
     assert object_bytes(s3, key(run_id, "01_input.txt")) == b"on s3"
 
-    publish(stack, started_event(stack, run_id), RunEventName.STARTED, nats_url=own_nats)
+    publish(stack, started_event(stack, run_id), nats_url=own_nats)
     data = png_bytes(40, 30)
     output = put_on_simulator(stack, run_id, "9_00001_.png", data)
     event = generated_event(stack, run_id, output)
-    publish(stack, event, RunEventName.GENERATED, nats_url=own_nats)
+    publish(stack, event, nats_url=own_nats)
 
     def completed() -> dict[str, Any] | None:
         record: dict[str, Any] = media_s3.get(f"/runs/{run_id}").json()
@@ -112,7 +111,7 @@ def test_a_run_is_stored_and_served_from_s3(
 
     record = eventually(completed, 30, "the run to be stored on S3")
     assert record["status"] == "completed", record["error"]
-    publish(stack, event, RunEventName.GENERATED, redelivery=True, nats_url=own_nats)
+    publish(stack, event, redelivery=True, nats_url=own_nats)
     image = record["entities"][2]
     assert (image["filename"], image["meta"]["width"], image["meta"]["height"]) == (
         "03_output_image.png",

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from kiln_contracts.ids import run_created_at
-from kiln_contracts.subjects import RunEventName
 from kiln_devstack.stack import Stack
 from support.kiln_polling import eventually
 from support.media_helpers import (
@@ -36,7 +35,7 @@ def stored_run(stack: Stack) -> dict[str, Any]:
             put_on_simulator(stack, run_id, f"9_0000{n}_.png", png_bytes(10 + n, 5 + n))
             for n in (1, 2, 3)
         ]
-        publish(stack, generated_event(stack, run_id, *outputs), RunEventName.GENERATED)
+        publish(stack, generated_event(stack, run_id, *outputs))
 
         def completed() -> dict[str, Any] | None:
             record: dict[str, Any] = client.get(f"/runs/{run_id}").json()

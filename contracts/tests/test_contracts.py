@@ -6,7 +6,7 @@ from kiln_contracts.layout import (
     parse_entity_filename,
     run_relpath,
 )
-from kiln_contracts.records import RunStatus, can_transition
+from kiln_contracts.records import RunRequest, RunStatus, can_transition
 from kiln_contracts.subjects import (
     RunEventName,
     msg_id,
@@ -76,7 +76,7 @@ def test_state_machine() -> None:
 
 def test_events_validate_their_run_id() -> None:
     with pytest.raises(ValueError, match="UUIDv7"):
-        RunRequested(run_id="nope", workflow="noise", input_text="x")
+        RunRequested(run_id="nope", request=RunRequest(workflow="noise", input_text="x"))
     failed = RunFailed.model_validate_json(
         RunFailed(run_id=RUN, stage="backend", code="timeout", message="m").model_dump_json()
     )
@@ -122,8 +122,6 @@ def test_bad_params_are_named(params: dict[str, object], name: str) -> None:
 
 
 def test_text_with_a_lone_surrogate_is_refused() -> None:
-    from kiln_contracts.records import RunRequest
-
     assert RunRequest(workflow="noise", input_text="ein Drache 🐉").input_text == "ein Drache 🐉"
     with pytest.raises(ValueError, match="lone surrogate"):
         RunRequest(workflow="noise", input_text="broken \ud800")

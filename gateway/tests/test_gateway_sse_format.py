@@ -7,7 +7,7 @@ from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunFailed, RunStored
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunStatus, Stage
-from kiln_gateway.events import RunEventStream, format_sse
+from kiln_gateway.events import RunEventStream
 
 
 def message(subject: str, event: Any) -> Any:
@@ -16,11 +16,6 @@ def message(subject: str, event: Any) -> Any:
 
 def stream(run_id: str) -> RunEventStream:
     return RunEventStream(nc=None, js=None, run_id=run_id, heartbeat_seconds=1)  # type: ignore[arg-type]
-
-
-def test_sse_frames_carry_event_id_and_data() -> None:
-    assert format_sse("state", '{"a":1}', 7) == b'event: state\nid: 7\ndata: {"a":1}\n\n'
-    assert format_sse("progress", "x") == b"event: progress\ndata: x\n\n"
 
 
 def test_state_changes_move_forward_only() -> None:

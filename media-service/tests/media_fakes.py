@@ -7,7 +7,7 @@ import struct
 import zlib
 from collections.abc import AsyncIterator
 
-from kiln_contracts.events import GeneratedOutput, RunFailed, RunStored
+from kiln_contracts.events import GeneratedOutput, RunFailed, RunMessage, RunStored
 from kiln_media.ports import OutputFetchError
 
 
@@ -49,11 +49,15 @@ class FakeSource:
 
 class RecordingPublisher:
     def __init__(self) -> None:
-        self.stored_events: list[RunStored] = []
-        self.failed_events: list[RunFailed] = []
+        self.published: list[RunMessage] = []
 
-    async def stored(self, event: RunStored) -> None:
-        self.stored_events.append(event)
+    async def publish(self, event: RunMessage) -> None:
+        self.published.append(event)
 
-    async def failed(self, event: RunFailed) -> None:
-        self.failed_events.append(event)
+    @property
+    def stored_events(self) -> list[RunStored]:
+        return [e for e in self.published if isinstance(e, RunStored)]
+
+    @property
+    def failed_events(self) -> list[RunFailed]:
+        return [e for e in self.published if isinstance(e, RunFailed)]

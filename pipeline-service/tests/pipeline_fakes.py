@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from kiln_contracts.events import (
     RunCancelled,
     RunFailed,
     RunGenerated,
+    RunMessage,
     RunProgress,
     RunStarted,
     RunTextStage,
 )
+
+EventT = TypeVar("EventT", bound=RunMessage)
 
 
 @dataclass
@@ -93,30 +96,39 @@ class FakeComfy:
 
 @dataclass
 class RecordingSink:
-    text_stage_events: list[RunTextStage] = field(default_factory=list)
-    started_events: list[RunStarted] = field(default_factory=list)
-    generated_events: list[RunGenerated] = field(default_factory=list)
-    failed_events: list[RunFailed] = field(default_factory=list)
-    cancelled_events: list[RunCancelled] = field(default_factory=list)
+    """Every event the driver published, in order; one list per event type to assert on."""
+
+    published: list[RunMessage] = field(default_factory=list)
     progress_events: list[RunProgress] = field(default_factory=list)
 
-    async def text_stage(self, event: RunTextStage) -> None:
-        self.text_stage_events.append(event)
-
-    async def started(self, event: RunStarted) -> None:
-        self.started_events.append(event)
-
-    async def generated(self, event: RunGenerated) -> None:
-        self.generated_events.append(event)
-
-    async def failed(self, event: RunFailed) -> None:
-        self.failed_events.append(event)
-
-    async def cancelled(self, event: RunCancelled) -> None:
-        self.cancelled_events.append(event)
+    async def publish(self, event: RunMessage) -> None:
+        self.published.append(event)
 
     async def progress(self, event: RunProgress) -> None:
         self.progress_events.append(event)
+
+    def of_type(self, event_type: type[EventT]) -> list[EventT]:
+        return [e for e in self.published if isinstance(e, event_type)]
+
+    @property
+    def text_stage_events(self) -> list[RunTextStage]:
+        return self.of_type(RunTextStage)
+
+    @property
+    def started_events(self) -> list[RunStarted]:
+        return self.of_type(RunStarted)
+
+    @property
+    def generated_events(self) -> list[RunGenerated]:
+        return self.of_type(RunGenerated)
+
+    @property
+    def failed_events(self) -> list[RunFailed]:
+        return self.of_type(RunFailed)
+
+    @property
+    def cancelled_events(self) -> list[RunCancelled]:
+        return self.of_type(RunCancelled)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunRequested
+from kiln_contracts.records import RunRequest
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.driver import PollPolicy, RunDriver
 from kiln_pipeline.pool import Backend, BackendPool
@@ -50,7 +51,8 @@ def with_deadline(rig: Rig, seconds: float) -> None:
 
 
 def request(**params: object) -> RunRequested:
-    return RunRequested(run_id=RUN, workflow="noise", input_text="", params=dict(params))
+    request = RunRequest(workflow="noise", input_text="", params=dict(params))
+    return RunRequested(run_id=RUN, request=request)
 
 
 async def test_a_first_delivery_is_submitted_once_and_its_outputs_reported(rig: Rig) -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunRequested
-from kiln_contracts.records import Stage
+from kiln_contracts.records import RunRequest, Stage
 from kiln_contracts.workflows import TextStage
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.driver import PollPolicy, RunDriver
@@ -68,7 +68,8 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 def request(text: str = "ein roter Vogel") -> RunRequested:
-    return RunRequested(run_id=RUN, workflow="staged", input_text=text, params={"seed": 1})
+    request = RunRequest(workflow="staged", input_text=text, params={"seed": 1})
+    return RunRequested(run_id=RUN, request=request)
 
 
 async def test_stages_run_in_order_and_the_last_output_is_the_prompt(rig: Rig) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from kiln_common.nats import publish_run_event
+from kiln_common.nats import publish as publish_event
 from kiln_contracts.events import GeneratedOutput, RunGenerated, RunMessage, RunStarted
 from kiln_contracts.ids import new_run_id
-from kiln_contracts.subjects import HEADER_MSG_ID, HEADER_RUN_ID, RunEventName, run_event_subject
+from kiln_contracts.subjects import HEADER_MSG_ID, HEADER_RUN_ID
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 from kiln_devstack.stack import Stack
 from PIL import Image
@@ -74,7 +74,6 @@ def started_event(stack: Stack, run_id: str) -> RunStarted:
 def publish(
     stack: Stack,
     event: RunMessage,
-    name: RunEventName,
     *,
     redelivery: bool = False,
     nats_url: str | None = None,
@@ -86,12 +85,11 @@ def publish(
         nc = await nats.connect(nats_url or stack.nats_url)
         try:
             js = nc.jetstream()
-            subject = run_event_subject(event.run_id, name)
             if redelivery:
                 headers = {HEADER_MSG_ID: f"redelivery-{uuid.uuid4()}", HEADER_RUN_ID: event.run_id}
-                await js.publish(subject, event.model_dump_json().encode(), headers=headers)
+                await js.publish(event.subject, event.model_dump_json().encode(), headers=headers)
             else:
-                await publish_run_event(js, subject, event)
+                await publish_event(js, event)
         finally:
             await nc.close()
 

@@ -1,16 +1,19 @@
 """NATS and JetStream adapters shared by the services: connecting, declaring the streams,
-publishing run events with de-duplication headers, and durable pull consumers."""
+publishing events with the standard headers, and durable pull consumers that decode events
+and hand each to the handler registered for its type."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
-from kiln_contracts.events import RunMessage, RunProgress
+from kiln_contracts.events import Event, RunMessage, RunProgress, event_type_for
 from kiln_contracts.subjects import (
     EXPORTS_STREAM,
     EXPORTS_STREAM_SUBJECTS,
@@ -19,8 +22,6 @@ from kiln_contracts.subjects import (
     HEADER_RUN_ID,
     RUNS_STREAM,
     RUNS_STREAM_SUBJECTS,
-    msg_id,
-    progress_subject,
 )
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -30,14 +31,23 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolic
 from nats.js.errors import NotFoundError
 
 from kiln_common.logging import current_request_id, run_context
+from kiln_common.settings import KilnSettings
 
 logger = logging.getLogger("kiln.nats")
 
 STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600
 DUPLICATE_WINDOW_SECONDS = 120
 
+# Which delivery of the message being handled this is (1 = the first), for handlers that act
+# differently on a redelivery. Set by DurableConsumer around each handler call.
+_delivery_attempt: ContextVar[int] = ContextVar("delivery_attempt", default=1)
 
-async def connect(url: str, name: str, connect_timeout: float = 5) -> NatsClient:
+
+def delivery_attempt() -> int:
+    return _delivery_attempt.get()
+
+
+async def connect(settings: KilnSettings, name: str) -> NatsClient:
     async def on_error(exc: Exception) -> None:
         logger.error("nats error: %s", exc)
 
@@ -48,9 +58,9 @@ async def connect(url: str, name: str, connect_timeout: float = 5) -> NatsClient
         logger.info("nats reconnected")
 
     return await nats.connect(
-        url,
+        settings.nats_url,
         name=name,
-        connect_timeout=connect_timeout,
+        connect_timeout=settings.nats_connect_timeout_seconds,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         error_cb=on_error,
@@ -81,49 +91,65 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.update_stream(config)
 
 
-def event_headers(run_id: str, event: str) -> dict[str, str]:
-    headers = {HEADER_MSG_ID: msg_id(run_id, event), HEADER_RUN_ID: run_id}
+def event_headers(event: Event) -> dict[str, str]:
+    """``Nats-Msg-Id`` (de-duplication), ``Run-Id`` on run events (log context on receipt) and
+    the request id the event was caused by, when there is one."""
+    headers = {HEADER_MSG_ID: event.msg_id}
+    if isinstance(event, RunMessage):
+        headers[HEADER_RUN_ID] = event.run_id
     request_id = current_request_id.get()
     if request_id:
         headers[HEADER_REQUEST_ID] = request_id
     return headers
 
 
-async def publish_run_event(js: JetStreamContext, subject: str, event: RunMessage) -> None:
-    """Publish to JetStream and wait for the ack; a repeat within the window is dropped by NATS."""
-    await js.publish(
-        subject,
-        event.model_dump_json().encode(),
-        headers=event_headers(event.run_id, event.dedup_key),
-    )
+async def publish(js: JetStreamContext, event: Event) -> None:
+    """Publish to JetStream on the event's subject and wait for the ack; a repeat within the
+    de-duplication window is dropped by NATS."""
+    await js.publish(event.subject, event.model_dump_json().encode(), headers=event_headers(event))
 
 
 async def publish_progress(nc: NatsClient, progress: RunProgress) -> None:
+    """Core NATS, not JetStream: progress is ephemeral by design."""
     await nc.publish(
-        progress_subject(progress.run_id),
+        progress.subject,
         progress.model_dump_json().encode(),
         headers={HEADER_RUN_ID: progress.run_id},
     )
 
 
-MessageHandler = Callable[[Msg], Awaitable[None]]
+class JetStreamPublisher:
+    """The event-publishing port of every service, on JetStream."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def publish(self, event: Event) -> None:
+        await publish(self.js, event)
+
+
+# Handlers take the event type they are registered for; a table cannot say so per entry.
+EventHandler = Callable[[Any], Awaitable[None]]
+GiveUp = Callable[[Msg, BaseException], Awaitable[None]]
 
 
 @dataclass
 class DurableConsumer:
     """A durable pull consumer shared by every replica of a service (queue semantics).
 
-    The handler acks nothing itself: returning means done (ack), raising means try again later
-    (nak with a delay) until ``max_deliver``; then the message is terminated and ``on_give_up``
-    records the failure so it is never silent.
+    ``handlers`` maps each event type to its handler, e.g. ``{RunStarted: service.on_started}``;
+    the consumer filters on exactly those types' subjects and hands each handler its decoded
+    event. A handler acks nothing itself: returning means done (ack), raising means try again
+    later (nak with a delay) until ``max_deliver``; then the message is terminated and
+    ``on_give_up`` records the failure so it is never silent. A message that does not decode
+    takes the same path.
     """
 
     js: JetStreamContext
     stream: str
     durable: str
-    filter_subjects: Sequence[str]
-    handler: MessageHandler
-    on_give_up: Callable[[Msg, BaseException], Awaitable[None]]
+    handlers: Mapping[type[Event], EventHandler]
+    on_give_up: GiveUp
     concurrency: int = 8
     ack_wait_seconds: float = 30
     max_deliver: int = 5
@@ -131,6 +157,21 @@ class DurableConsumer:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        filters = self.filter_subjects
+        if not filters or len(set(filters)) != len(filters):
+            raise ValueError(f"consumer {self.durable}: one handler per event type, at least one")
+
+    @property
+    def filter_subjects(self) -> list[str]:
+        return [event_type.subject_filter() for event_type in self.handlers]
+
+    async def _dispatch(self, message: Msg) -> None:
+        event_type = event_type_for(message.subject, self.handlers)
+        if event_type is None:
+            raise LookupError(f"no handler for {message.subject}")
+        await self.handlers[event_type](event_type.model_validate_json(message.data))
 
     async def start(self) -> None:
         config = ConsumerConfig(
@@ -140,7 +181,7 @@ class DurableConsumer:
             ack_wait=self.ack_wait_seconds,
             max_deliver=self.max_deliver,
             max_ack_pending=max(self.concurrency * 4, 64),
-            filter_subjects=list(self.filter_subjects),
+            filter_subjects=self.filter_subjects,
         )
         await self.js.add_consumer(self.stream, config)
         self._sub = await self.js.pull_subscribe_bind(self.durable, stream=self.stream)
@@ -174,10 +215,12 @@ class DurableConsumer:
         run_id = (message.headers or {}).get(HEADER_RUN_ID)
         request_id = (message.headers or {}).get(HEADER_REQUEST_ID)
         token = current_request_id.set(request_id)
+        attempt = _delivery_attempt.set(message.metadata.num_delivered)
         try:
             with run_context(run_id):
                 await self._handle_in_context(message)
         finally:
+            _delivery_attempt.reset(attempt)
             current_request_id.reset(token)
             self._slots.release()
 
@@ -191,7 +234,7 @@ class DurableConsumer:
     async def _handle_in_context(self, message: Msg) -> None:
         keep_alive = asyncio.create_task(self._keep_alive(message))
         try:
-            await self.handler(message)
+            await self._dispatch(message)
         except asyncio.CancelledError:
             # Shutting down mid-message: let JetStream redeliver it to a live replica.
             with contextlib.suppress(Exception):

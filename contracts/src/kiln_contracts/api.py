@@ -15,15 +15,6 @@ class CreateRunBody(BaseModel):
     request: RunRequest
 
 
-class FailRunBody(BaseModel):
-    """Gateway → media-service: record a failure that happened before the run reached NATS."""
-
-    stage: str
-    code: str
-    message: str
-    retryable: bool = False
-
-
 class ServiceInfo(BaseModel):
     """``GET /system`` on every service (docs/design.md §2.2)."""
 

@@ -1,41 +1,118 @@
-"""Payloads of the NATS messages between services (docs/design.md §5.4). Validated on receipt."""
+"""Payloads of the NATS messages between services (docs/design.md §5.4). Validated on receipt.
+
+Every message model knows its name, its subject and its de-duplication id, so services never
+spell a subject: they publish an event, or consume the event types they hand a handler for.
+"""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Iterable
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from kiln_contracts.errors import ErrorCode
 from kiln_contracts.ids import RunId
-from kiln_contracts.records import SafetyLevel, Stage, utc_now
-from kiln_contracts.subjects import RunEventName
+from kiln_contracts.records import RunError, RunRequest, RunStatus, utc_now
+from kiln_contracts.subjects import (
+    RunEventName,
+    msg_id,
+    run_event_filter,
+    run_event_subject,
+    subject_matches,
+)
 
 
-class RunMessage(BaseModel):
-    # Unknown fields are ignored so a newer sender does not break an older receiver mid-deploy.
+class Event(BaseModel):
+    """A NATS message that knows where it goes. Unknown fields are ignored so a newer sender
+    does not break an older receiver mid-deploy."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
-    event_name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def subject(self) -> str:
+        """The subject this message is published on."""
+
+    @classmethod
+    @abstractmethod
+    def subject_filter(cls) -> str:
+        """The subject filter matching every message of this type (for consumers)."""
+
+    @property
+    @abstractmethod
+    def msg_id(self) -> str:
+        """The JetStream de-duplication id (``Nats-Msg-Id``)."""
+
+
+EventT = TypeVar("EventT", bound=Event)
+
+
+def event_type_for(subject: str, types: Iterable[type[EventT]]) -> type[EventT] | None:
+    """Which of ``types`` is published on ``subject`` (None: none of them)."""
+    return next((t for t in types if subject_matches(t.subject_filter(), subject)), None)
+
+
+_RUN_EVENT_TYPES: dict[RunEventName, type[RunMessage]] = {}
+
+
+class RunMessage(Event):
+    event_name: ClassVar[RunEventName]
+    moves_to: ClassVar[RunStatus | None] = None
+    """The state this event moves its run to (None: it is no state change)."""
 
     run_id: RunId
     at: datetime = Field(default_factory=utc_now)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        name = cls.__dict__.get("event_name")
+        if name is None:
+            return
+        if name in _RUN_EVENT_TYPES:
+            raise TypeError(f"two run events named {name}: {_RUN_EVENT_TYPES[name]} and {cls}")
+        _RUN_EVENT_TYPES[name] = cls
+
+    @property
+    def subject(self) -> str:
+        return run_event_subject(self.run_id, self.event_name)
+
+    @classmethod
+    def subject_filter(cls) -> str:
+        return run_event_filter(cls.event_name)
+
     @property
     def dedup_key(self) -> str:
-        """The event part of the JetStream de-duplication id: one message per run and key."""
-        return self.event_name
+        """The event part of the de-duplication id: one message per run and key."""
+        return self.event_name.value
+
+    @property
+    def msg_id(self) -> str:
+        return msg_id(self.run_id, self.dedup_key)
+
+
+def run_event_types() -> tuple[type[RunMessage], ...]:
+    """Every run event model, one per ``RunEventName``."""
+    return tuple(_RUN_EVENT_TYPES.values())
 
 
 class RunRequested(RunMessage):
-    event_name: ClassVar[str] = "requested"
+    event_name: ClassVar[RunEventName] = RunEventName.REQUESTED
 
-    workflow: str
-    input_text: str
-    params: dict[str, JsonValue] = Field(default_factory=dict)
-    device_id: str | None = None
-    session_id: str | None = None
-    safety_level: SafetyLevel | None = None
+    request: RunRequest
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_request(cls, data: Any) -> Any:
+        # Until this version the request's fields were spelled out beside run_id; such
+        # messages may still wait in the stream after an upgrade and must still be driven.
+        if isinstance(data, dict) and "request" not in data and "workflow" in data:
+            request = {k: data[k] for k in RunRequest.model_fields if k in data}
+            rest = {k: v for k, v in data.items() if k not in RunRequest.model_fields}
+            return {**rest, "request": request}
+        return data
 
 
 class TextStageOutput(BaseModel):
@@ -51,17 +128,18 @@ class RunTextStage(RunMessage):
     """One text stage's result, published as soon as it is known (stored even if the run then
     fails before a backend takes it)."""
 
-    event_name: ClassVar[str] = RunEventName.TEXT_STAGE.value
+    event_name: ClassVar[RunEventName] = RunEventName.TEXT_STAGE
 
     output: TextStageOutput
 
     @property
     def dedup_key(self) -> str:
-        return f"{self.event_name}:{self.output.index}"
+        return f"{self.event_name.value}:{self.output.index}"
 
 
 class RunStarted(RunMessage):
-    event_name: ClassVar[str] = RunEventName.STARTED.value
+    event_name: ClassVar[RunEventName] = RunEventName.STARTED
+    moves_to: ClassVar[RunStatus | None] = RunStatus.RUNNING
 
     backend: str = Field(description="Name of the ComfyUI backend, e.g. comfyui-0.")
     backend_url: str
@@ -85,7 +163,8 @@ class GeneratedOutput(BaseModel):
 
 
 class RunGenerated(RunMessage):
-    event_name: ClassVar[str] = RunEventName.GENERATED.value
+    event_name: ClassVar[RunEventName] = RunEventName.GENERATED
+    moves_to: ClassVar[RunStatus | None] = RunStatus.STORING
 
     backend: str
     backend_url: str
@@ -93,29 +172,39 @@ class RunGenerated(RunMessage):
 
 
 class RunStored(RunMessage):
-    event_name: ClassVar[str] = RunEventName.STORED.value
+    event_name: ClassVar[RunEventName] = RunEventName.STORED
+    moves_to: ClassVar[RunStatus | None] = RunStatus.COMPLETED
 
     filenames: list[str]
 
 
-class RunFailed(RunMessage):
-    event_name: ClassVar[str] = RunEventName.FAILED.value
+class RunFailed(RunError, RunMessage):
+    """A run's failure: the fields of ``RunError`` (the one failure shape, also on the record
+    and in the HTTP body that records a failure), for one run."""
 
-    stage: Stage
-    code: ErrorCode
-    message: str
-    retryable: bool = False
-    details: dict[str, JsonValue] = Field(default_factory=dict)
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    event_name: ClassVar[RunEventName] = RunEventName.FAILED
+    moves_to: ClassVar[RunStatus | None] = RunStatus.FAILED
+
+    @classmethod
+    def of(cls, run_id: str, error: RunError) -> RunFailed:
+        return cls(run_id=run_id, **error.model_dump())
+
+    @property
+    def error(self) -> RunError:
+        """The failure as the run record keeps it."""
+        return RunError.model_validate(self.model_dump(include=set(RunError.model_fields)))
 
 
 class RunCancel(RunMessage):
-    event_name: ClassVar[str] = RunEventName.CANCEL.value
+    event_name: ClassVar[RunEventName] = RunEventName.CANCEL
 
     reason: str = "requested"
 
 
 class RunCancelled(RunMessage):
-    event_name: ClassVar[str] = RunEventName.CANCELLED.value
+    event_name: ClassVar[RunEventName] = RunEventName.CANCELLED
+    moves_to: ClassVar[RunStatus | None] = RunStatus.CANCELLED
 
     reason: str = "requested"
 
@@ -123,7 +212,7 @@ class RunCancelled(RunMessage):
 class RunProgress(RunMessage):
     """Core NATS only: lost progress is harmless, so it is never stored."""
 
-    event_name: ClassVar[str] = "progress"
+    event_name: ClassVar[RunEventName] = RunEventName.PROGRESS
 
     node: str | None
     value: float

@@ -9,8 +9,10 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from kiln_contracts.events import Event
 from kiln_contracts.ids import RunId, new_run_id, parse_run_id
 from kiln_contracts.records import RunStatus, utc_now
+from kiln_contracts.subjects import ExportEventName, export_event_filter, export_event_subject
 
 
 class InvalidExportIdError(ValueError):
@@ -156,31 +158,47 @@ class ExportStatus(BaseModel):
     error: ExportError | None = None
 
 
-class ExportMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    event_name: ClassVar[str]
+class ExportMessage(Event):
+    event_name: ClassVar[ExportEventName]
 
     export_id: ExportId
     at: datetime = Field(default_factory=utc_now)
 
+    @property
+    def subject(self) -> str:
+        return export_event_subject(self.export_id, self.event_name)
+
+    @classmethod
+    def subject_filter(cls) -> str:
+        return export_event_filter(cls.event_name)
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.export_id}:{self.event_name.value}"
+
 
 class ExportRequested(ExportMessage):
-    event_name: ClassVar[str] = "requested"
+    event_name: ClassVar[ExportEventName] = ExportEventName.REQUESTED
 
     request: ExportRequest
 
 
 class ExportProgress(ExportMessage):
-    event_name: ClassVar[str] = "progress"
+    event_name: ClassVar[ExportEventName] = ExportEventName.PROGRESS
 
     state: ExportState
     runs_done: int
     runs_total: int
     bytes: int
 
+    @property
+    def msg_id(self) -> str:
+        # Progress repeats; each distinct figure is one message.
+        return f"{self.export_id}:progress:{self.state.value}:{self.runs_done}:{self.bytes}"
+
 
 class ExportCompleted(ExportMessage):
-    event_name: ClassVar[str] = "completed"
+    event_name: ClassVar[ExportEventName] = ExportEventName.COMPLETED
 
     runs_total: int
     bytes: int
@@ -188,7 +206,7 @@ class ExportCompleted(ExportMessage):
 
 
 class ExportFailed(ExportMessage):
-    event_name: ClassVar[str] = "failed"
+    event_name: ClassVar[ExportEventName] = ExportEventName.FAILED
 
     error: ExportError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -59,6 +59,9 @@ class Stage(StrEnum):
 
 
 class RunError(BaseModel):
+    """The one shape of a run's failure: on the record, in ``RunFailed`` and in the HTTP body
+    that records a failure found before the run reached NATS."""
+
     stage: Stage
     code: ErrorCode
     message: str
@@ -146,6 +149,3 @@ class RunRecord(BaseModel):
 
     def next_seq(self) -> int:
         return max((e.seq for e in self.entities), default=0) + 1
-
-    def summary(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status.value}

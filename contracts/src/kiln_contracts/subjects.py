@@ -19,8 +19,10 @@ HEADER_REQUEST_ID = "X-Request-ID"
 
 
 class RunEventName(StrEnum):
-    """The per-run event subjects: ``runs.{run_id}.{name}``."""
+    """Every run event's name. Most are per-run subjects ``runs.{run_id}.{name}``; ``requested``
+    is the one queue subject ``runs.requested`` and ``progress`` lives on core NATS."""
 
+    REQUESTED = "requested"
     TEXT_STAGE = "text_stage"
     STARTED = "started"
     GENERATED = "generated"
@@ -28,15 +30,29 @@ class RunEventName(StrEnum):
     FAILED = "failed"
     CANCEL = "cancel"
     CANCELLED = "cancelled"
+    PROGRESS = "progress"
 
 
 def run_event_subject(run_id: str, event: RunEventName) -> str:
-    return f"runs.{parse_run_id(run_id)}.{event.value}"
+    run_id = parse_run_id(run_id)
+    if event is RunEventName.REQUESTED:
+        return RUNS_REQUESTED
+    if event is RunEventName.PROGRESS:
+        return progress_subject(run_id)
+    return f"runs.{run_id}.{event.value}"
 
 
 def run_event_filter(event: RunEventName) -> str:
-    """Subject filter matching one event kind for every run (for durable consumers)."""
+    """Subject filter matching one event kind for every run (for consumers)."""
+    if event is RunEventName.REQUESTED:
+        return RUNS_REQUESTED
+    if event is RunEventName.PROGRESS:
+        return "progress.runs.*"
     return f"runs.*.{event.value}"
+
+
+# Every per-run event of every run (not runs.requested, not progress).
+EVERY_RUN_EVENT = "runs.*.*"
 
 
 def run_events_wildcard(run_id: str) -> str:
@@ -58,7 +74,21 @@ def parse_run_event_subject(subject: str) -> tuple[str, RunEventName]:
     parts = subject.split(".")
     if len(parts) != 3 or parts[0] != "runs":
         raise ValueError(f"not a run event subject: {subject!r}")
-    return parse_run_id(parts[1]), RunEventName(parts[2])
+    name = RunEventName(parts[2])
+    if run_event_subject(parts[1], name) != subject:  # requested and progress live elsewhere
+        raise ValueError(f"not a run event subject: {subject!r}")
+    return parse_run_id(parts[1]), name
+
+
+def subject_matches(subject_filter: str, subject: str) -> bool:
+    """NATS wildcard matching: ``*`` is one token, a final ``>`` one or more."""
+    wanted, parts = subject_filter.split("."), subject.split(".")
+    for index, part in enumerate(wanted):
+        if part == ">":
+            return index == len(wanted) - 1 and len(parts) > index
+        if index >= len(parts) or part not in ("*", parts[index]):
+            return False
+    return len(parts) == len(wanted)
 
 
 # -- exports (stream EXPORTS) -------------------------------------------------------------
@@ -66,8 +96,10 @@ EXPORTS_REQUESTED = "exports.requested"
 
 
 class ExportEventName(StrEnum):
-    """The per-export event subjects: ``exports.{export_id}.{name}``."""
+    """Every export event's name: per-export subjects ``exports.{export_id}.{name}``, except
+    ``requested``, the one queue subject ``exports.requested``."""
 
+    REQUESTED = "requested"
     PROGRESS = "progress"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -75,7 +107,17 @@ class ExportEventName(StrEnum):
 
 def export_event_subject(export_id: str, event: ExportEventName) -> str:
     # Export ids are UUIDv7 like run ids: the same strict check keeps subjects clean.
-    return f"exports.{parse_run_id(export_id)}.{event.value}"
+    export_id = parse_run_id(export_id)
+    if event is ExportEventName.REQUESTED:
+        return EXPORTS_REQUESTED
+    return f"exports.{export_id}.{event.value}"
+
+
+def export_event_filter(event: ExportEventName) -> str:
+    """Subject filter matching one event kind for every export."""
+    if event is ExportEventName.REQUESTED:
+        return EXPORTS_REQUESTED
+    return f"exports.*.{event.value}"
 
 
 def export_events_wildcard(export_id: str) -> str:

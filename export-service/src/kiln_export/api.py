@@ -13,12 +13,18 @@ import anyio
 import anyio.from_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from kiln_common.sse import HEARTBEAT, sse_event, sse_response
+from kiln_contracts.events import event_type_for
 from kiln_contracts.exports import (
     ExportAccepted,
+    ExportCompleted,
     ExportErrorCode,
+    ExportFailed,
     ExportFilter,
     ExportFormat,
     ExportInclude,
+    ExportMessage,
+    ExportProgress,
     ExportRequest,
     ExportRequested,
     ExportState,
@@ -229,19 +235,26 @@ async def get_export(export_id: ExportIdDep, state: StateDep) -> ExportStatus:
     return await _status(state, export_id)
 
 
-def _sse(event: str, data: str, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+# What the event stream passes on, each under its event name.
+_STREAMED_EVENTS = (ExportProgress, ExportCompleted, ExportFailed)
 
 
 @router.get("/exports/{export_id}/events", response_class=StreamingResponse)
 async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingResponse:
     """The current status first, then every progress event, until the export is final."""
-    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=256)
+    queue: asyncio.Queue[ExportMessage] = asyncio.Queue(maxsize=256)
 
     async def on_message(message: Msg) -> None:
+        event_type = event_type_for(message.subject, _STREAMED_EVENTS)
+        if event_type is None:
+            return
+        try:
+            event = event_type.model_validate_json(message.data)
+        except ValidationError as exc:
+            logger.warning("dropping malformed %s: %s", message.subject, exc)
+            return
         with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses progress, not state
-            queue.put_nowait((message.subject.rsplit(".", 1)[-1], message.data))
+            queue.put_nowait(event)
 
     # Subscribe before reading the status, so nothing falls between the two.
     subscription = await state.nc.subscribe(export_events_wildcard(export_id), cb=on_message)
@@ -253,32 +266,28 @@ async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingRes
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            yield _sse("status", current.model_dump_json())
+            yield sse_event("status", current.model_dump_json())
             if current.state.is_final:
                 return
             while True:
                 try:
-                    event, data = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
                     # Quiet for a while: check the record, so a lost event cannot hang us.
                     latest = await _status(state, export_id)
                     if latest.state.is_final:
-                        yield _sse(latest.state.value, latest.model_dump_json())
+                        yield sse_event(latest.state.value, latest.model_dump_json())
                         return
-                    yield b": heartbeat\n\n"
+                    yield HEARTBEAT
                     continue
-                yield _sse(event, data.decode())
-                if event in ("completed", "failed"):
+                yield sse_event(event.event_name.value, event.model_dump_json())
+                if isinstance(event, ExportCompleted | ExportFailed):
                     return
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
 
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    return sse_response(body())
 
 
 @router.get("/exports/{export_id}/download", response_model=None)

@@ -17,14 +17,14 @@ from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
-from kiln_common.nats import connect, ensure_streams
+from kiln_common.nats import JetStreamPublisher, connect, ensure_streams
 from kiln_contracts.api import ServiceInfo
 from kiln_contracts.layout import STORAGE_ID_FILE
 
 from kiln_export.api import router
 from kiln_export.config import ExportSettings
 from kiln_export.jobs import ARCHIVES_DIR, ExportJobs, JobStore
-from kiln_export.messaging import ExportPublisher, requested_consumer
+from kiln_export.messaging import requested_consumer
 from kiln_export.state import ExportServiceState
 from kiln_export.targets import S3Location, S3Target, VolumeTarget, s3_client
 
@@ -58,7 +58,7 @@ def create_app(settings: ExportSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, f"export-service {settings.instance_id}")
+        nc = await connect(settings, f"export-service {settings.instance_id}")
         js = nc.jetstream()
         await ensure_streams(js, settings.nats_stream_replicas)
         store = await anyio.to_thread.run_sync(JobStore, settings.export_root)
@@ -67,7 +67,7 @@ def create_app(settings: ExportSettings | None = None) -> FastAPI:
             client = s3_client(settings.export_s3_endpoint_url, settings.export_s3_region)
             s3 = S3Target(client, S3Location.parse(settings.export_s3_url))
         volume = VolumeTarget(settings.export_root / ARCHIVES_DIR)
-        jobs = ExportJobs(settings, store, volume, s3, ExportPublisher(js))
+        jobs = ExportJobs(settings, store, volume, s3, JetStreamPublisher(js).publish)
         app.state.nc = nc
         app.state.export = ExportServiceState(settings, nc, jobs)
         consumer = requested_consumer(

@@ -45,18 +45,6 @@ class BuildStoppedError(Exception):
     """The service is shutting down; the job goes back to the queue for another process."""
 
 
-class CountingSink:
-    """Counts what passes through, for progress figures."""
-
-    def __init__(self, inner: Sink) -> None:
-        self.inner = inner
-        self.bytes = 0
-
-    def write(self, data: bytes) -> None:
-        self.inner.write(data)
-        self.bytes += len(data)
-
-
 class Throttle:
     """An optional read budget in bytes per second, so a large export cannot starve media
     serving on the same volume."""

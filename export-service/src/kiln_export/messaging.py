@@ -1,18 +1,13 @@
-"""NATS adapters of export-service: publishing export events and taking requested jobs."""
+"""NATS edge of export-service: taking requested jobs (events are published with
+``kiln_common.nats.publish``)."""
 
 from __future__ import annotations
 
 import logging
 
 from kiln_common.nats import DurableConsumer
-from kiln_contracts.exports import ExportMessage, ExportProgress, ExportRequested
-from kiln_contracts.subjects import (
-    EXPORTS_REQUESTED,
-    EXPORTS_STREAM,
-    HEADER_MSG_ID,
-    ExportEventName,
-    export_event_subject,
-)
+from kiln_contracts.exports import ExportRequested
+from kiln_contracts.subjects import EXPORTS_STREAM
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -23,36 +18,10 @@ logger = logging.getLogger("kiln.export.messaging")
 REQUESTED_DURABLE = "export-service-requested"
 
 
-def _msg_id(message: ExportMessage) -> str:
-    if isinstance(message, ExportProgress):
-        # Progress repeats; each distinct figure is one message.
-        return f"{message.export_id}:progress:{message.state.value}:{message.runs_done}:{message.bytes}"
-    return f"{message.export_id}:{message.event_name}"
-
-
-def _subject(message: ExportMessage) -> str:
-    if isinstance(message, ExportRequested):
-        return EXPORTS_REQUESTED
-    return export_event_subject(message.export_id, ExportEventName(message.event_name))
-
-
-class ExportPublisher:
-    def __init__(self, js: JetStreamContext) -> None:
-        self.js = js
-
-    async def __call__(self, message: ExportMessage) -> None:
-        await self.js.publish(
-            _subject(message),
-            message.model_dump_json().encode(),
-            headers={HEADER_MSG_ID: _msg_id(message)},
-        )
-
-
 def requested_consumer(
     js: JetStreamContext, jobs: ExportJobs, concurrency: int, ack_wait_seconds: float
 ) -> DurableConsumer:
-    async def handle(message: Msg) -> None:
-        requested = ExportRequested.model_validate_json(message.data)
+    async def on_requested(requested: ExportRequested) -> None:
         try:
             await jobs.run(requested.export_id)
         except JobNotFoundError:
@@ -67,8 +36,7 @@ def requested_consumer(
         js=js,
         stream=EXPORTS_STREAM,
         durable=REQUESTED_DURABLE,
-        filter_subjects=[EXPORTS_REQUESTED],
-        handler=handle,
+        handlers={ExportRequested: on_requested},
         on_give_up=give_up,
         concurrency=concurrency,
         ack_wait_seconds=ack_wait_seconds,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from kiln_common.errors import ServiceError
+from kiln_common.sse import sse_response
 from kiln_contracts.api import (
     BlockEntityBody,
     DeletionReport,
@@ -261,11 +262,7 @@ async def run_events(
         raise GatewayError(
             ErrorCode.QUEUE_UNAVAILABLE, "live events are unavailable right now; try again", 503
         ) from exc
-    return StreamingResponse(
-        stream.stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(stream.stream())
 
 
 @router.get(

@@ -43,7 +43,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, f"gateway {settings.instance_id}")
+        nc = await connect(settings, f"gateway {settings.instance_id}")
         js = nc.jetstream()
         await ensure_streams(js, settings.nats_stream_replicas)
         timeout = httpx.Timeout(settings.gateway_upstream_timeout_seconds, connect=3)

@@ -19,15 +19,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
-from kiln_contracts.events import RunFailed, RunMessage, RunProgress
-from kiln_contracts.records import RunError, RunRecord, RunStatus, can_transition
-from kiln_contracts.subjects import (
-    RUNS_STREAM,
-    RunEventName,
-    parse_run_event_subject,
-    progress_subject,
-    run_events_wildcard,
+from kiln_common.sse import HEARTBEAT, sse_event, sse_retry
+from kiln_contracts.events import (
+    RunFailed,
+    RunProgress,
+    event_type_for,
+    run_event_types,
 )
+from kiln_contracts.records import RunError, RunRecord, RunStatus, can_transition
+from kiln_contracts.subjects import RUNS_STREAM, progress_subject, run_events_wildcard
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -37,13 +37,8 @@ from pydantic import BaseModel, ValidationError
 
 logger = logging.getLogger("kiln.gateway.events")
 
-STATE_OF_EVENT = {
-    RunEventName.STARTED: RunStatus.RUNNING,
-    RunEventName.GENERATED: RunStatus.STORING,
-    RunEventName.STORED: RunStatus.COMPLETED,
-    RunEventName.FAILED: RunStatus.FAILED,
-    RunEventName.CANCELLED: RunStatus.CANCELLED,
-}
+# The events that move a run to another state: what the stream passes on as ``state``.
+STATE_EVENTS = tuple(t for t in run_event_types() if t.moves_to is not None)
 RECONNECT_MILLIS = 2000
 
 
@@ -56,14 +51,6 @@ class RunStateEvent(BaseModel):
     at: datetime
     error: RunError | None = None
     record: RunRecord | None = None
-
-
-def format_sse(event: str, data: str, event_id: int | None = None) -> bytes:
-    lines = [f"event: {event}"]
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines += [f"data: {line}" for line in data.splitlines() or [""]]
-    return ("\n".join(lines) + "\n\n").encode()
 
 
 class RunEventStream:
@@ -139,7 +126,7 @@ class RunEventStream:
         assert self.record is not None, "open() first"
         status = self.record.status
         try:
-            yield f"retry: {RECONNECT_MILLIS}\n\n".encode()
+            yield sse_retry(RECONNECT_MILLIS)
             first = RunStateEvent(
                 run_id=self.run_id,
                 status=status,
@@ -148,23 +135,23 @@ class RunEventStream:
                 error=self.record.error,
                 record=self.record,
             )
-            yield format_sse("state", first.model_dump_json(), self.cursor)
+            yield sse_event("state", first.model_dump_json(), self.cursor)
             while not status.is_final:
                 try:
                     msg = await asyncio.wait_for(self._queue.get(), self.heartbeat_seconds)
                 except TimeoutError:
-                    yield b": heartbeat\n\n"
+                    yield HEARTBEAT
                     continue
-                if msg.subject.startswith("progress."):
+                if msg.subject == progress_subject(self.run_id):
                     progress = self._progress(msg)
                     if progress is not None:
-                        yield format_sse("progress", progress.model_dump_json())
+                        yield sse_event("progress", progress.model_dump_json())
                     continue
                 change = self._state_change(msg, status)
                 if change is None:
                     continue
                 status = change.status
-                yield format_sse("state", change.model_dump_json(), msg.metadata.sequence.stream)
+                yield sse_event("state", change.model_dump_json(), msg.metadata.sequence.stream)
         finally:
             await self.close()
 
@@ -176,27 +163,20 @@ class RunEventStream:
             return None
 
     def _state_change(self, msg: Msg, current: RunStatus) -> RunStateEvent | None:
-        try:
-            _, name = parse_run_event_subject(msg.subject)
-        except ValueError:
-            return None
-        new = STATE_OF_EVENT.get(name)
-        if new is None or not can_transition(current, new):
+        event_type = event_type_for(msg.subject, STATE_EVENTS)
+        new = event_type.moves_to if event_type is not None else None
+        if event_type is None or new is None or not can_transition(current, new):
             return None  # a request (cancel) or something the state already reflects
         try:
-            if name == RunEventName.FAILED:
-                failed = RunFailed.model_validate_json(msg.data)
-                error = RunError(
-                    stage=failed.stage,
-                    code=failed.code,
-                    message=failed.message,
-                    retryable=failed.retryable,
-                    details=failed.details,
-                )
-                at = failed.at
-            else:
-                error, at = None, RunMessage.model_validate_json(msg.data).at
+            event = event_type.model_validate_json(msg.data)
         except ValidationError as exc:
-            logger.warning("dropping malformed %s event: %s", name.value, exc)
+            logger.warning("dropping malformed %s event: %s", event_type.event_name, exc)
             return None
-        return RunStateEvent(run_id=self.run_id, status=new, event=name.value, at=at, error=error)
+        error = event.error if isinstance(event, RunFailed) else None
+        return RunStateEvent(
+            run_id=self.run_id,
+            status=new,
+            event=event_type.event_name.value,
+            at=event.at,
+            error=error,
+        )

@@ -11,13 +11,19 @@ from dataclasses import dataclass
 
 from kiln_common.logging import run_context
 from kiln_common.metrics import RUNS_BY_STATE
-from kiln_common.nats import publish_run_event
-from kiln_contracts.api import CreateRunBody, FailRunBody
+from kiln_common.nats import publish
+from kiln_contracts.api import CreateRunBody
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
-from kiln_contracts.records import RunRecord, RunRequest, RunStatus, SafetyLevel, Stage
-from kiln_contracts.subjects import RUNS_REQUESTED, RunEventName, run_event_subject
+from kiln_contracts.records import (
+    RunError,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+    SafetyLevel,
+    Stage,
+)
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
 from nats.js import JetStreamContext
 
@@ -161,9 +167,8 @@ class RunCreator:
                     run_id=run_id, status=record.status, links=RunLinks(self=f"/api/runs/{run_id}")
                 )
             logger.info("run created for workflow %s", request.workflow)
-            requested = RunRequested(run_id=run_id, **request.model_dump())
             try:
-                await publish_run_event(self.js, RUNS_REQUESTED, requested)
+                await publish(self.js, RunRequested(run_id=run_id, request=request))
             except Exception as exc:
                 logger.error("queueing failed: %s", exc)
                 await self._record_failure(
@@ -190,11 +195,7 @@ class RunCreator:
                     ErrorCode.RUN_FINISHED, f"run {run_id} is {record.status.value} already", 409
                 )
             try:
-                await publish_run_event(
-                    self.js,
-                    run_event_subject(run_id, RunEventName.CANCEL),
-                    RunCancel(run_id=run_id),
-                )
+                await publish(self.js, RunCancel(run_id=run_id))
             except Exception as exc:
                 logger.error("could not publish the cancel request: %s", exc)
                 raise GatewayError(
@@ -208,10 +209,10 @@ class RunCreator:
         )
 
     async def _record_failure(self, run_id: str, code: ErrorCode, message: str) -> None:
-        failure = FailRunBody(
-            stage=Stage.GATEWAY.value, code=code.value, message=message, retryable=True
-        )
+        failure = RunError(stage=Stage.GATEWAY, code=code, message=message, retryable=True)
         try:
-            await self.media.request("POST", f"/runs/{run_id}/fail", json=failure.model_dump())
+            await self.media.request(
+                "POST", f"/runs/{run_id}/fail", json=failure.model_dump(mode="json")
+            )
         except GatewayError as exc:
             logger.error("could not record the failure (%s) on the run either: %s", code, exc)

@@ -18,7 +18,6 @@ from kiln_contracts.api import (
     CreateRunBody,
     DeletionReport,
     DeletionRequest,
-    FailRunBody,
     RunPage,
     ServiceInfo,
 )
@@ -26,7 +25,7 @@ from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunFailed
 from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 from kiln_contracts.layout import InvalidFilenameError
-from kiln_contracts.records import Entity, RunRecord, RunStatus, Stage
+from kiln_contracts.records import Entity, RunError, RunRecord, RunStatus
 from kiln_storage.index import InvalidCursorError, RunFilter
 from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, StorageError
 from starlette.concurrency import iterate_in_threadpool
@@ -70,20 +69,10 @@ async def get_run(run_id: RunIdDep, service: ServiceDep) -> RunRecord:
 
 
 @router.post("/runs/{run_id}/fail", response_model=RunRecord)
-async def fail_run(run_id: RunIdDep, body: FailRunBody, service: ServiceDep) -> RunRecord:
+async def fail_run(run_id: RunIdDep, body: RunError, service: ServiceDep) -> RunRecord:
     """Record a failure that happened before the run reached NATS (gateway only)."""
     try:
-        event = RunFailed(
-            run_id=run_id,
-            stage=Stage(body.stage),
-            code=ErrorCode(body.code),
-            message=body.message,
-            retryable=body.retryable,
-        )
-    except ValueError as exc:
-        raise MediaError(ErrorCode.INVALID_REQUEST, str(exc), 422) from None
-    try:
-        return await service.record_failure(event)
+        return await service.record_failure(RunFailed.of(run_id, body))
     except RunNotFoundError as exc:
         raise MediaError(ErrorCode.RUN_NOT_FOUND, str(exc), 404) from None
 

@@ -14,7 +14,7 @@ from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
-from kiln_common.nats import connect, ensure_streams
+from kiln_common.nats import JetStreamPublisher, connect, ensure_streams
 from kiln_storage.base import RunStorage, StorageError
 from kiln_storage.index import RunIndex
 from kiln_storage.local import RunStore
@@ -24,7 +24,7 @@ from kiln_media.api import router
 from kiln_media.catalog import RunCatalog
 from kiln_media.comfy_source import ComfyViewSource
 from kiln_media.config import MediaSettings
-from kiln_media.messaging import JetStreamPublisher, build_consumer
+from kiln_media.messaging import build_consumer
 from kiln_media.service import MediaService
 from kiln_media.state import MediaState
 
@@ -72,7 +72,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
             report.removed,
             report.seconds,
         )
-        nc = await connect(settings.nats_url, f"media-service {settings.instance_id}")
+        nc = await connect(settings, f"media-service {settings.instance_id}")
         js = nc.jetstream()
         await ensure_streams(js, settings.nats_stream_replicas)
         timeout = httpx.Timeout(settings.media_fetch_timeout_seconds, connect=5)

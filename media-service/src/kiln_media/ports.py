@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from kiln_contracts.events import GeneratedOutput, RunFailed, RunStored
+from kiln_contracts.events import GeneratedOutput, RunMessage
 
 
 class OutputFetchError(Exception):
@@ -21,6 +21,5 @@ class OutputSource(Protocol):
 
 
 class EventPublisher(Protocol):
-    async def stored(self, event: RunStored) -> None: ...
-
-    async def failed(self, event: RunFailed) -> None: ...
+    async def publish(self, event: RunMessage) -> None:
+        """Publish a run event (``stored``, ``failed``) for the other services."""

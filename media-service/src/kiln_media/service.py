@@ -27,7 +27,6 @@ from kiln_contracts.events import (
 from kiln_contracts.layout import is_entity_type
 from kiln_contracts.records import (
     Entity,
-    RunError,
     RunHistoryEntry,
     RunRecord,
     RunRequest,
@@ -144,19 +143,12 @@ class MediaService:
 
     async def record_failure(self, event: RunFailed) -> RunRecord:
         def change(record: RunRecord) -> RunRecord | None:
-            error = RunError(
-                stage=event.stage,
-                code=event.code,
-                message=event.message,
-                retryable=event.retryable,
-                details=event.details,
-            )
             return _transition(
                 record,
                 RunStatus.FAILED,
                 "failed",
                 {"stage": event.stage.value, "code": event.code.value, "message": event.message},
-                error=error,
+                error=event.error,
             )
 
         return await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
@@ -252,7 +244,7 @@ class MediaService:
         if record.status == RunStatus.COMPLETED:
             # A redelivery after completion: say `stored` again (JetStream drops the repeat if
             # the first one got out), so a crash between storing and announcing loses nothing.
-            await self.publisher.stored(RunStored(run_id=run_id, filenames=_outputs(record)))
+            await self.publisher.publish(RunStored(run_id=run_id, filenames=_outputs(record)))
             return
         if record.status != RunStatus.STORING:
             logger.info("not storing outputs: run is %s", record.status.value)
@@ -275,7 +267,7 @@ class MediaService:
 
         record = await anyio.to_thread.run_sync(self.store.update, run_id, to_completed)
         if record.status == RunStatus.COMPLETED:
-            await self.publisher.stored(RunStored(run_id=run_id, filenames=_outputs(record)))
+            await self.publisher.publish(RunStored(run_id=run_id, filenames=_outputs(record)))
 
     async def _store_output(self, event: RunGenerated, output: GeneratedOutput) -> None:
         ext = PurePosixPath(output.filename).suffix.lstrip(".").lower()
@@ -356,4 +348,4 @@ class MediaService:
             details={"output": output.model_dump(mode="json")},
         )
         await self.record_failure(failed)
-        await self.publisher.failed(failed)
+        await self.publisher.publish(failed)

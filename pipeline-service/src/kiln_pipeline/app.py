@@ -37,7 +37,7 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, f"pipeline-service {settings.instance_id}")
+        nc = await connect(settings, f"pipeline-service {settings.instance_id}")
         js = nc.jetstream()
         await ensure_streams(js, settings.nats_stream_replicas)
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5)) as http:

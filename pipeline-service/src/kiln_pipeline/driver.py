@@ -131,7 +131,7 @@ class RunDriver:
         self, run_id: str, stage: Stage, code: ErrorCode, message: str, **details: Any
     ) -> None:
         logger.error("run failed at %s: %s: %s", stage.value, code.value, message)
-        await self.sink.failed(
+        await self.sink.publish(
             RunFailed(run_id=run_id, stage=stage, code=code, message=message, details=details)
         )
 
@@ -146,8 +146,8 @@ class RunDriver:
         finally:
             self.active.pop(run_id, None)
 
-    async def _drive(self, request: RunRequested, run: ActiveRun) -> None:
-        run_id = request.run_id
+    async def _drive(self, requested: RunRequested, run: ActiveRun) -> None:
+        run_id, request = requested.run_id, requested.request
         template = self.templates.get(request.workflow)
         if template is None:
             await self.fail(
@@ -167,7 +167,7 @@ class RunDriver:
         if await self.cancels.requested(run_id):
             await self._report_cancelled(run_id, "cancelled before it reached a backend")
             return
-        text_outputs = await self._run_text_stages(request, template)
+        text_outputs = await self._run_text_stages(run_id, request.input_text, template)
         if text_outputs is None:
             return
         prompt = text_outputs[-1].text if text_outputs else request.input_text
@@ -188,7 +188,7 @@ class RunDriver:
                 return
             try:
                 if not started:
-                    await self.sink.started(
+                    await self.sink.publish(
                         RunStarted(
                             run_id=run_id,
                             backend=backend.name,
@@ -221,7 +221,7 @@ class RunDriver:
             avoid = frozenset({backend.name})
 
     async def _run_text_stages(
-        self, request: RunRequested, template: WorkflowTemplate
+        self, run_id: str, input_text: str, template: WorkflowTemplate
     ) -> list[TextStageOutput] | None:
         """Each stage's output, in order (each stage reads the previous one's), each published
         as soon as it is known; None when the run was failed instead."""
@@ -230,7 +230,7 @@ class RunDriver:
             return []
         if self.llm is None:
             await self.fail(
-                request.run_id,
+                run_id,
                 Stage.PIPELINE,
                 ErrorCode.WORKFLOW_UNAVAILABLE,
                 f"workflow {template.manifest.name!r} has text stages but no chat endpoint is "
@@ -238,13 +238,13 @@ class RunDriver:
             )
             return None
         outputs: list[TextStageOutput] = []
-        text = request.input_text
+        text = input_text
         for index, stage in enumerate(stages):
             try:
                 text = await self.llm.complete(stage.model, stage.system_prompt, text)
             except TextStageError as exc:
                 await self.fail(
-                    request.run_id,
+                    run_id,
                     Stage.PIPELINE,
                     ErrorCode.TEXT_STAGE_FAILED,
                     f"text stage {stage.name!r} failed: {exc}",
@@ -253,7 +253,7 @@ class RunDriver:
                 )
                 return None
             output = TextStageOutput(stage=stage.name, index=index, model=stage.model, text=text)
-            await self.sink.text_stage(RunTextStage(run_id=request.run_id, output=output))
+            await self.sink.publish(RunTextStage(run_id=run_id, output=output))
             outputs.append(output)
         return outputs
 
@@ -429,7 +429,7 @@ class RunDriver:
 
     async def _report_cancelled(self, run_id: str, how: str) -> None:
         logger.info("run %s", how)
-        await self.sink.cancelled(RunCancelled(run_id=run_id))
+        await self.sink.publish(RunCancelled(run_id=run_id))
 
     async def _give_up_on_timeout(self, backend: Backend, run: ActiveRun) -> None:
         await self._stop_on(backend, run.run_id)
@@ -469,7 +469,7 @@ class RunDriver:
             )
             return
         logger.info("generated %d output(s) on %s", len(outputs), backend.name)
-        await self.sink.generated(
+        await self.sink.publish(
             RunGenerated(
                 run_id=run_id, backend=backend.name, backend_url=backend.url, outputs=outputs
             )

@@ -5,26 +5,16 @@ from __future__ import annotations
 import logging
 
 from kiln_common.logging import run_context
-from kiln_common.nats import DurableConsumer, publish_progress, publish_run_event
+from kiln_common.nats import (
+    DurableConsumer,
+    JetStreamPublisher,
+    delivery_attempt,
+    publish_progress,
+)
 from kiln_contracts.errors import ErrorCode
-from kiln_contracts.events import (
-    RunCancel,
-    RunCancelled,
-    RunFailed,
-    RunGenerated,
-    RunProgress,
-    RunRequested,
-    RunStarted,
-    RunTextStage,
-)
+from kiln_contracts.events import RunCancel, RunFailed, RunProgress, RunRequested
 from kiln_contracts.records import Stage
-from kiln_contracts.subjects import (
-    RUNS_REQUESTED,
-    RUNS_STREAM,
-    RunEventName,
-    run_event_filter,
-    run_event_subject,
-)
+from kiln_contracts.subjects import RUNS_STREAM, RunEventName, run_event_subject
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -39,35 +29,12 @@ logger = logging.getLogger("kiln.pipeline.messaging")
 DURABLE = "pipeline"
 
 
-class NatsRunEventSink:
+class NatsRunEventSink(JetStreamPublisher):
+    """Stored events on JetStream, progress on core NATS."""
+
     def __init__(self, nc: NatsClient, js: JetStreamContext) -> None:
+        super().__init__(js)
         self.nc = nc
-        self.js = js
-
-    async def text_stage(self, event: RunTextStage) -> None:
-        await publish_run_event(
-            self.js, run_event_subject(event.run_id, RunEventName.TEXT_STAGE), event
-        )
-
-    async def started(self, event: RunStarted) -> None:
-        await publish_run_event(
-            self.js, run_event_subject(event.run_id, RunEventName.STARTED), event
-        )
-
-    async def generated(self, event: RunGenerated) -> None:
-        await publish_run_event(
-            self.js, run_event_subject(event.run_id, RunEventName.GENERATED), event
-        )
-
-    async def failed(self, event: RunFailed) -> None:
-        await publish_run_event(
-            self.js, run_event_subject(event.run_id, RunEventName.FAILED), event
-        )
-
-    async def cancelled(self, event: RunCancelled) -> None:
-        await publish_run_event(
-            self.js, run_event_subject(event.run_id, RunEventName.CANCELLED), event
-        )
 
     async def progress(self, event: RunProgress) -> None:
         await publish_progress(self.nc, event)
@@ -101,21 +68,18 @@ async def subscribe_cancels(nc: NatsClient, driver: RunDriver) -> Subscription:
         with run_context(cancel.run_id):
             driver.request_cancel(cancel.run_id)
 
-    return await nc.subscribe(run_event_filter(RunEventName.CANCEL), cb=on_cancel)
+    return await nc.subscribe(RunCancel.subject_filter(), cb=on_cancel)
 
 
 def build_consumer(
     js: JetStreamContext, driver: RunDriver, sink: NatsRunEventSink, concurrency: int
 ) -> DurableConsumer:
-    async def handle(message: Msg) -> None:
-        await driver.drive(
-            RunRequested.model_validate_json(message.data),
-            redelivered=message.metadata.num_delivered > 1,
-        )
+    async def on_requested(requested: RunRequested) -> None:
+        await driver.drive(requested, redelivered=delivery_attempt() > 1)
 
     async def give_up(message: Msg, exc: BaseException) -> None:
         request = RunRequested.model_validate_json(message.data)
-        await sink.failed(
+        await sink.publish(
             RunFailed(
                 run_id=request.run_id,
                 stage=Stage.PIPELINE,
@@ -129,8 +93,7 @@ def build_consumer(
         js=js,
         stream=RUNS_STREAM,
         durable=DURABLE,
-        filter_subjects=[RUNS_REQUESTED],
-        handler=handle,
+        handlers={RunRequested: on_requested},
         on_give_up=give_up,
         concurrency=concurrency,
     )

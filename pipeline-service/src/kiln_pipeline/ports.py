@@ -2,30 +2,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kiln_contracts.events import (
-    RunCancelled,
-    RunFailed,
-    RunGenerated,
-    RunProgress,
-    RunStarted,
-    RunTextStage,
-)
+from kiln_contracts.events import RunMessage, RunProgress
 
 
 class RunEventSink(Protocol):
     """Where the driver reports what happened to a run (NATS in production, a list in tests)."""
 
-    async def text_stage(self, event: RunTextStage) -> None: ...
+    async def publish(self, event: RunMessage) -> None:
+        """A stored event (text stage, started, generated, failed, cancelled)."""
 
-    async def started(self, event: RunStarted) -> None: ...
-
-    async def generated(self, event: RunGenerated) -> None: ...
-
-    async def failed(self, event: RunFailed) -> None: ...
-
-    async def cancelled(self, event: RunCancelled) -> None: ...
-
-    async def progress(self, event: RunProgress) -> None: ...
+    async def progress(self, event: RunProgress) -> None:
+        """Ephemeral progress: may be lost, never stored."""
 
 
 class CancelLedger(Protocol):
