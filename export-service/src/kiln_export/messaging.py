@@ -1,7 +1,10 @@
-"""NATS adapters of export-service: publishing export events and taking requested jobs."""
+"""NATS adapters of export-service: publishing export events, taking requested jobs, and
+following one export's events for a client."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from kiln_common.nats import DurableConsumer
@@ -12,8 +15,11 @@ from kiln_contracts.subjects import (
     HEADER_MSG_ID,
     ExportEventName,
     export_event_subject,
+    export_events_wildcard,
 )
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from kiln_export.jobs import ExportJobs, JobNotFoundError
@@ -74,3 +80,45 @@ def requested_consumer(
         ack_wait_seconds=ack_wait_seconds,
         max_deliver=jobs.settings.export_max_attempts + 1,
     )
+
+
+class NatsExportEventSubscription:
+    """One export's events from a core NATS subscription, buffered for one reader."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=256)
+        self._subscription: Subscription | None = None
+
+    @classmethod
+    async def open(cls, nc: NatsClient, export_id: str) -> NatsExportEventSubscription:
+        opened = cls()
+        opened._subscription = await nc.subscribe(
+            export_events_wildcard(export_id), cb=opened._on_message
+        )
+        return opened
+
+    async def _on_message(self, message: Msg) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses progress, not state
+            self._queue.put_nowait((message.subject.rsplit(".", 1)[-1], message.data))
+
+    async def next(self, timeout_seconds: float) -> tuple[str, bytes] | None:
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout_seconds)
+        except TimeoutError:
+            return None
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+
+
+class NatsExportEventFeed:
+    """Follows exports' events on core NATS (what export-service publishes to JetStream is
+    also delivered to plain subscribers)."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self.nc = nc
+
+    async def subscribe(self, export_id: str) -> NatsExportEventSubscription:
+        return await NatsExportEventSubscription.open(self.nc, export_id)
