@@ -11,22 +11,24 @@ from dataclasses import dataclass
 
 from kiln_common.logging import run_context
 from kiln_common.metrics import RUNS_BY_STATE
-from kiln_common.nats import publish_run_event
-from kiln_contracts.api import CreateRunBody, FailRunBody
+from kiln_contracts.api import FailRunBody
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
-from kiln_contracts.records import RunRecord, RunRequest, RunStatus, SafetyLevel, Stage
-from kiln_contracts.subjects import RUNS_REQUESTED, RunEventName, run_event_subject
+from kiln_contracts.records import RunRequest, RunStatus, SafetyLevel, Stage
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
-from nats.js import JetStreamContext
 
-from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.idempotency import IdempotencyStore, body_hash
-from kiln_gateway.limits import DeviceRateLimiter, QueueDepthGuard
 from kiln_gateway.models import CreateRunRequest, RunAccepted, RunLinks
-from kiln_gateway.upstream import Upstream
+from kiln_gateway.ports import (
+    DeviceRateLimit,
+    IdempotencyClaims,
+    QueueDepthLimit,
+    RunQueue,
+    RunRecords,
+    Workflows,
+)
 
 logger = logging.getLogger("kiln.gateway.runs")
 
@@ -43,17 +45,17 @@ class Origin:
 class RunCreator:
     def __init__(
         self,
-        catalog: WorkflowCatalog,
-        media: Upstream,
-        js: JetStreamContext,
+        catalog: Workflows,
+        records: RunRecords,
+        queue: RunQueue,
         max_input_chars: int,
-        idempotency: IdempotencyStore,
-        rate_limiter: DeviceRateLimiter,
-        queue_guard: QueueDepthGuard,
+        idempotency: IdempotencyClaims,
+        rate_limiter: DeviceRateLimit,
+        queue_guard: QueueDepthLimit,
     ) -> None:
         self.catalog = catalog
-        self.media = media
-        self.js = js
+        self.records = records
+        self.queue = queue
         self.max_input_chars = max_input_chars
         self.idempotency = idempotency
         self.rate_limiter = rate_limiter
@@ -140,11 +142,7 @@ class RunCreator:
         await self.queue_guard.check()
         with run_context(run_id):
             try:
-                response = await self.media.request(
-                    "POST",
-                    "/runs",
-                    json=CreateRunBody(run_id=run_id, request=request).model_dump(mode="json"),
-                )
+                record = await self.records.create(run_id, request)
             except GatewayError as exc:
                 if exc.status_code == 504:
                     # media-service may still create the run after we gave up: make sure that
@@ -153,7 +151,6 @@ class RunCreator:
                         run_id, ErrorCode.UPSTREAM_TIMEOUT, "media-service did not answer in time"
                     )
                 raise
-            record = RunRecord.model_validate(response.json())
             if record.status != RunStatus.QUEUED or len(record.events) > 1:
                 # A resumed request whose run went on (or failed) meanwhile: report, don't requeue.
                 logger.info("run exists already as %s", record.status.value)
@@ -163,7 +160,7 @@ class RunCreator:
             logger.info("run created for workflow %s", request.workflow)
             requested = RunRequested(run_id=run_id, **request.model_dump())
             try:
-                await publish_run_event(self.js, RUNS_REQUESTED, requested)
+                await self.queue.enqueue(requested)
             except Exception as exc:
                 logger.error("queueing failed: %s", exc)
                 await self._record_failure(
@@ -184,17 +181,13 @@ class RunCreator:
 
     async def cancel(self, run_id: str) -> RunAccepted:
         with run_context(run_id):
-            record = RunRecord.model_validate(await self.media.get_json(f"/runs/{run_id}"))
+            record = await self.records.get(run_id)
             if record.status.is_final:
                 raise GatewayError(
                     ErrorCode.RUN_FINISHED, f"run {run_id} is {record.status.value} already", 409
                 )
             try:
-                await publish_run_event(
-                    self.js,
-                    run_event_subject(run_id, RunEventName.CANCEL),
-                    RunCancel(run_id=run_id),
-                )
+                await self.queue.request_cancel(RunCancel(run_id=run_id))
             except Exception as exc:
                 logger.error("could not publish the cancel request: %s", exc)
                 raise GatewayError(
@@ -212,6 +205,6 @@ class RunCreator:
             stage=Stage.GATEWAY.value, code=code.value, message=message, retryable=True
         )
         try:
-            await self.media.request("POST", f"/runs/{run_id}/fail", json=failure.model_dump())
+            await self.records.fail(run_id, failure)
         except GatewayError as exc:
             logger.error("could not record the failure (%s) on the run either: %s", code, exc)
