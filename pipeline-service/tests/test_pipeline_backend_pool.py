@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -76,3 +78,39 @@ async def test_avoided_backends_are_used_only_when_nothing_else_is_free(
     assert (await backends.acquire(soon(), avoid)).name == "comfyui-1"
     assert (await backends.acquire(soon(), avoid)).name == "comfyui-1"
     assert (await backends.acquire(soon(), avoid)).name == "comfyui-0"
+
+
+async def test_a_malformed_health_answer_does_not_end_the_health_checks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers = 0
+    malformed_answers = 2
+    # Rounds run one after another: when this request arrives, the first good round is done.
+    round_after_a_good_one = asyncio.Event()
+
+    def comfy(request: httpx.Request) -> httpx.Response:
+        nonlocal answers
+        assert (request.method, request.url.path) == ("GET", "/prompt")
+        answers += 1
+        if answers == malformed_answers + 2:
+            round_after_a_good_one.set()
+        if answers <= malformed_answers:
+            return httpx.Response(200, text="{not json")  # response.json() raises
+        return httpx.Response(200, json={"exec_info": {"queue_remaining": 3}})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(comfy)) as http:
+        backend = Backend(
+            ComfyClient("comfyui-0", "http://c0", http), BackendWatcher("", ""), "k", 2
+        )
+        backends = BackendPool([backend])
+        with caplog.at_level(logging.ERROR, logger="kiln.pipeline.pool"):
+            backends.start_health_checks(0.001)
+            try:
+                # A loop that died on the first malformed answer never gets here.
+                await asyncio.wait_for(round_after_a_good_one.wait(), 5)
+            finally:
+                await backends.stop()
+    assert backend.queue_remaining == 3  # the good answer was read after the bad ones
+    failures = [r for r in caplog.records if "backend health check failed" in r.getMessage()]
+    assert len(failures) == malformed_answers
+    assert all(r.exc_info and isinstance(r.exc_info[1], ValueError) for r in failures)

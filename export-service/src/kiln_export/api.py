@@ -7,14 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
+from importlib.metadata import version
 from typing import Annotated
 
 import anyio
 import anyio.from_thread
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from kiln_common.sse import HEARTBEAT, sse_event, sse_response
-from kiln_contracts.events import event_type_for
+from kiln_contracts.api import ServiceInfo
 from kiln_contracts.exports import (
     ExportAccepted,
     ExportCompleted,
@@ -23,23 +24,18 @@ from kiln_contracts.exports import (
     ExportFilter,
     ExportFormat,
     ExportInclude,
-    ExportMessage,
-    ExportProgress,
     ExportRequest,
     ExportRequested,
     ExportState,
     ExportStatus,
-    InvalidExportIdError,
     new_export_id,
-    parse_export_id,
 )
 from kiln_contracts.records import RunStatus
-from kiln_contracts.subjects import export_events_wildcard
-from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from kiln_export.build import archive_name, build_export
 from kiln_export.content import select_runs
+from kiln_export.deps import ExportIdDep, StateDep
 from kiln_export.errors import ExportServiceError
 from kiln_export.jobs import JobNotFoundError
 from kiln_export.state import ExportServiceState
@@ -51,22 +47,6 @@ router = APIRouter()
 
 HEARTBEAT_SECONDS = 5.0
 STREAM_CHUNK = 256 * 1024
-
-
-def get_state(request: Request) -> ExportServiceState:
-    state: ExportServiceState = request.app.state.export
-    return state
-
-
-def valid_export_id(export_id: Annotated[str, Path()]) -> str:
-    try:
-        return parse_export_id(export_id)
-    except InvalidExportIdError as exc:
-        raise ExportServiceError(ExportErrorCode.INVALID_EXPORT_ID, str(exc), 400) from None
-
-
-StateDep = Annotated[ExportServiceState, Depends(get_state)]
-ExportIdDep = Annotated[str, Depends(valid_export_id)]
 
 
 async def _status(state: ExportServiceState, export_id: str) -> ExportStatus:
@@ -235,33 +215,15 @@ async def get_export(export_id: ExportIdDep, state: StateDep) -> ExportStatus:
     return await _status(state, export_id)
 
 
-# What the event stream passes on, each under its event name.
-_STREAMED_EVENTS = (ExportProgress, ExportCompleted, ExportFailed)
-
-
 @router.get("/exports/{export_id}/events", response_class=StreamingResponse)
 async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingResponse:
     """The current status first, then every progress event, until the export is final."""
-    queue: asyncio.Queue[ExportMessage] = asyncio.Queue(maxsize=256)
-
-    async def on_message(message: Msg) -> None:
-        event_type = event_type_for(message.subject, _STREAMED_EVENTS)
-        if event_type is None:
-            return
-        try:
-            event = event_type.model_validate_json(message.data)
-        except ValidationError as exc:
-            logger.warning("dropping malformed %s: %s", message.subject, exc)
-            return
-        with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses progress, not state
-            queue.put_nowait(event)
-
     # Subscribe before reading the status, so nothing falls between the two.
-    subscription = await state.nc.subscribe(export_events_wildcard(export_id), cb=on_message)
+    subscription = await state.events.subscribe(export_id)
     try:
         current = await _status(state, export_id)
     except ExportServiceError:
-        await subscription.unsubscribe()
+        await subscription.close()
         raise
 
     async def body() -> AsyncIterator[bytes]:
@@ -270,9 +232,8 @@ async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingRes
             if current.state.is_final:
                 return
             while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
-                except TimeoutError:
+                event = await subscription.next(HEARTBEAT_SECONDS)
+                if event is None:
                     # Quiet for a while: check the record, so a lost event cannot hang us.
                     latest = await _status(state, export_id)
                     if latest.state.is_final:
@@ -284,8 +245,7 @@ async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingRes
                 if isinstance(event, ExportCompleted | ExportFailed):
                     return
         finally:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+            await subscription.close()
 
     return sse_response(body())
 
@@ -317,4 +277,15 @@ async def download_export(export_id: ExportIdDep, state: StateDep) -> Response:
         media_type=status.request.format.media_type,
         filename=status.filename,
         headers={"etag": f'"{status.sha256}"', "cache-control": "private, immutable"},
+    )
+
+
+@router.get("/system", response_model=ServiceInfo)
+async def system(state: StateDep) -> ServiceInfo:
+    return ServiceInfo(
+        service="export-service",
+        instance_id=state.settings.instance_id,
+        version=version("kiln-export"),
+        storage_id=await anyio.to_thread.run_sync(state.read_storage_id),
+        storage_root=str(state.settings.storage_root),
     )

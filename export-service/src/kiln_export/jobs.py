@@ -14,7 +14,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +25,6 @@ from kiln_contracts.exports import (
     ExportError,
     ExportErrorCode,
     ExportFailed,
-    ExportMessage,
     ExportProgress,
     ExportRequest,
     ExportState,
@@ -40,6 +39,7 @@ from kiln_storage.scan import RunRecordUnreadableError
 from kiln_export.build import IntegrityError, archive_name, build_export
 from kiln_export.config import ExportSettings
 from kiln_export.content import Selection, select_runs
+from kiln_export.ports import Publish
 from kiln_export.targets import S3Target, Upload, VolumeTarget
 
 logger = logging.getLogger("kiln.export.jobs")
@@ -47,8 +47,6 @@ logger = logging.getLogger("kiln.export.jobs")
 JOBS_DIR = "jobs"
 ARCHIVES_DIR = "archives"
 PROGRESS_INTERVAL_SECONDS = 0.25
-
-Publish = Callable[[ExportMessage], Awaitable[None]]
 
 
 class JobNotFoundError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -25,11 +25,12 @@ from kiln_gateway.exports_api import router as exports_router
 from kiln_gateway.idempotency import IdempotencyStore
 from kiln_gateway.identity import DEVICE_COOKIE, DeviceCookies, Identity
 from kiln_gateway.limits import BodySizeLimit, DeviceRateLimiter, QueueDepthGuard
+from kiln_gateway.messaging import NatsRunQueue
 from kiln_gateway.observability import observe_run_events
 from kiln_gateway.runs import RunCreator
 from kiln_gateway.sessions import SessionStore
 from kiln_gateway.state import GatewayState
-from kiln_gateway.upstream import Upstream
+from kiln_gateway.upstream import MediaRunRecords, Upstream
 from kiln_gateway.web import install_web
 
 
@@ -43,20 +44,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings, f"gateway {settings.instance_id}")
-        js = nc.jetstream()
-        await ensure_streams(js, settings.nats_stream_replicas)
-        timeout = httpx.Timeout(settings.gateway_upstream_timeout_seconds, connect=3)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        # Each part is registered for clean-up as soon as it exists, so a start that fails
+        # half-way closes what it had opened (in reverse order), as a normal stop does.
+        async with AsyncExitStack() as stack:
+            nc = await connect(settings, f"gateway {settings.instance_id}")
+            stack.push_async_callback(nc.drain)
+            js = nc.jetstream()
+            await ensure_streams(js, settings.nats_stream_replicas)
+            timeout = httpx.Timeout(settings.gateway_upstream_timeout_seconds, connect=3)
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=timeout, limits=limits)
+            )
             media = Upstream("media-service", settings.media_url, http)
             pipeline = Upstream("pipeline-service", settings.pipeline_url, http)
             export = Upstream("export-service", settings.export_url, http)
             catalog = WorkflowCatalog(pipeline, settings.gateway_catalog_ttl_seconds)
             creator = RunCreator(
                 catalog,
-                media,
-                js,
+                MediaRunRecords(media),
+                NatsRunQueue(js),
                 settings.gateway_max_input_chars,
                 await IdempotencyStore.open(js, settings.gateway_idempotency_hours),
                 await DeviceRateLimiter.open(js, settings.gateway_runs_per_device_per_minute),
@@ -78,11 +85,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 researcher_token,
             )
             metrics_subscription = await observe_run_events(nc)
-            try:
-                yield
-            finally:
-                await metrics_subscription.unsubscribe()
-                await nc.drain()
+            stack.push_async_callback(metrics_subscription.unsubscribe)
+            yield
 
     app = FastAPI(
         title="kiln",

@@ -11,28 +11,23 @@ from dataclasses import dataclass
 
 from kiln_common.logging import run_context
 from kiln_common.metrics import RUNS_BY_STATE
-from kiln_common.nats import publish
-from kiln_contracts.api import CreateRunBody
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
-from kiln_contracts.records import (
-    RunError,
-    RunRecord,
-    RunRequest,
-    RunStatus,
-    SafetyLevel,
-    Stage,
-)
+from kiln_contracts.records import RunError, RunRequest, RunStatus, SafetyLevel, Stage
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
-from nats.js import JetStreamContext
 
-from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.idempotency import IdempotencyStore, body_hash
-from kiln_gateway.limits import DeviceRateLimiter, QueueDepthGuard
 from kiln_gateway.models import CreateRunRequest, RunAccepted, RunLinks
-from kiln_gateway.upstream import Upstream
+from kiln_gateway.ports import (
+    DeviceRateLimit,
+    IdempotencyClaims,
+    QueueDepthLimit,
+    RunQueue,
+    RunRecords,
+    Workflows,
+)
 
 logger = logging.getLogger("kiln.gateway.runs")
 
@@ -49,17 +44,17 @@ class Origin:
 class RunCreator:
     def __init__(
         self,
-        catalog: WorkflowCatalog,
-        media: Upstream,
-        js: JetStreamContext,
+        catalog: Workflows,
+        records: RunRecords,
+        queue: RunQueue,
         max_input_chars: int,
-        idempotency: IdempotencyStore,
-        rate_limiter: DeviceRateLimiter,
-        queue_guard: QueueDepthGuard,
+        idempotency: IdempotencyClaims,
+        rate_limiter: DeviceRateLimit,
+        queue_guard: QueueDepthLimit,
     ) -> None:
         self.catalog = catalog
-        self.media = media
-        self.js = js
+        self.records = records
+        self.queue = queue
         self.max_input_chars = max_input_chars
         self.idempotency = idempotency
         self.rate_limiter = rate_limiter
@@ -146,11 +141,7 @@ class RunCreator:
         await self.queue_guard.check()
         with run_context(run_id):
             try:
-                response = await self.media.request(
-                    "POST",
-                    "/runs",
-                    json=CreateRunBody(run_id=run_id, request=request).model_dump(mode="json"),
-                )
+                record = await self.records.create(run_id, request)
             except GatewayError as exc:
                 if exc.status_code == 504:
                     # media-service may still create the run after we gave up: make sure that
@@ -159,7 +150,6 @@ class RunCreator:
                         run_id, ErrorCode.UPSTREAM_TIMEOUT, "media-service did not answer in time"
                     )
                 raise
-            record = RunRecord.model_validate(response.json())
             if record.status != RunStatus.QUEUED or len(record.events) > 1:
                 # A resumed request whose run went on (or failed) meanwhile: report, don't requeue.
                 logger.info("run exists already as %s", record.status.value)
@@ -168,7 +158,7 @@ class RunCreator:
                 )
             logger.info("run created for workflow %s", request.workflow)
             try:
-                await publish(self.js, RunRequested(run_id=run_id, request=request))
+                await self.queue.enqueue(RunRequested(run_id=run_id, request=request))
             except Exception as exc:
                 logger.error("queueing failed: %s", exc)
                 await self._record_failure(
@@ -189,13 +179,13 @@ class RunCreator:
 
     async def cancel(self, run_id: str) -> RunAccepted:
         with run_context(run_id):
-            record = RunRecord.model_validate(await self.media.get_json(f"/runs/{run_id}"))
+            record = await self.records.get(run_id)
             if record.status.is_final:
                 raise GatewayError(
                     ErrorCode.RUN_FINISHED, f"run {run_id} is {record.status.value} already", 409
                 )
             try:
-                await publish(self.js, RunCancel(run_id=run_id))
+                await self.queue.request_cancel(RunCancel(run_id=run_id))
             except Exception as exc:
                 logger.error("could not publish the cancel request: %s", exc)
                 raise GatewayError(
@@ -211,8 +201,6 @@ class RunCreator:
     async def _record_failure(self, run_id: str, code: ErrorCode, message: str) -> None:
         failure = RunError(stage=Stage.GATEWAY, code=code, message=message, retryable=True)
         try:
-            await self.media.request(
-                "POST", f"/runs/{run_id}/fail", json=failure.model_dump(mode="json")
-            )
+            await self.records.fail(run_id, failure)
         except GatewayError as exc:
             logger.error("could not record the failure (%s) on the run either: %s", code, exc)

@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 from kiln_common.logging import current_request_id
+from kiln_contracts.api import CreateRunBody
 from kiln_contracts.errors import ErrorCode
+from kiln_contracts.records import RunError, RunRecord, RunRequest
 from kiln_contracts.subjects import HEADER_REQUEST_ID
 
 from kiln_gateway.errors import GatewayError
@@ -86,3 +88,23 @@ class Upstream:
                     await response.aread()
                     _raise_for(self.name, response)
                 yield response
+
+
+class MediaRunRecords:
+    """The run records, kept by media-service, over its internal HTTP API."""
+
+    def __init__(self, media: Upstream) -> None:
+        self.media = media
+
+    async def create(self, run_id: str, request: RunRequest) -> RunRecord:
+        body = CreateRunBody(run_id=run_id, request=request)
+        response = await self.media.request("POST", "/runs", json=body.model_dump(mode="json"))
+        return RunRecord.model_validate(response.json())
+
+    async def get(self, run_id: str) -> RunRecord:
+        return RunRecord.model_validate(await self.media.get_json(f"/runs/{run_id}"))
+
+    async def fail(self, run_id: str, failure: RunError) -> None:
+        await self.media.request(
+            "POST", f"/runs/{run_id}/fail", json=failure.model_dump(mode="json")
+        )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
 import anyio
@@ -15,6 +15,7 @@ from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
 from kiln_common.nats import JetStreamPublisher, connect, ensure_streams
+from kiln_common.periodic import periodic_task
 from kiln_storage.base import RunStorage, StorageError
 from kiln_storage.index import RunIndex
 from kiln_storage.local import RunStore
@@ -33,20 +34,6 @@ logger = logging.getLogger("kiln.media")
 RECENT_DAYS = 2  # runs are written while they run: this is where other replicas' changes are
 
 
-async def _every(
-    seconds: float, job: Callable[[], Awaitable[object]], *, wait_first: bool = False
-) -> None:
-    """Run a periodic job forever; a failure is logged and the next round tries again."""
-    if wait_first:
-        await anyio.sleep(seconds)
-    while True:
-        try:
-            await job()
-        except Exception:
-            logger.exception("periodic job failed; retrying in %.0f s", seconds)
-        await anyio.sleep(seconds)
-
-
 def open_storage(settings: MediaSettings) -> RunStorage:
     if settings.storage_url is not None:
         return S3RunStore.from_url(settings.storage_url, spool=settings.media_spool_dir)
@@ -60,23 +47,28 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_storage(settings)
-        storage_id = await anyio.to_thread.run_sync(store.ensure_storage_id)
-        index = RunIndex(store, settings.media_index_path)
-        catalog = RunCatalog(store, index, settings.instance_id)
-        report = await catalog.sync_index()
-        logger.info(
-            "listing index ready: %d runs, %d read, %d dropped in %.2f s",
-            report.scanned,
-            report.refreshed,
-            report.removed,
-            report.seconds,
-        )
-        nc = await connect(settings, f"media-service {settings.instance_id}")
-        js = nc.jetstream()
-        await ensure_streams(js, settings.nats_stream_replicas)
-        timeout = httpx.Timeout(settings.media_fetch_timeout_seconds, connect=5)
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        # Each part is registered for clean-up as soon as it exists, so a start that fails
+        # half-way closes what it had opened (in reverse order), as a normal stop does.
+        async with AsyncExitStack() as stack:
+            store = open_storage(settings)
+            storage_id = await anyio.to_thread.run_sync(store.ensure_storage_id)
+            index = RunIndex(store, settings.media_index_path)
+            stack.callback(index.close)
+            catalog = RunCatalog(store, index, settings.instance_id)
+            report = await catalog.sync_index()
+            logger.info(
+                "listing index ready: %d runs, %d read, %d dropped in %.2f s",
+                report.scanned,
+                report.refreshed,
+                report.removed,
+                report.seconds,
+            )
+            nc = await connect(settings, f"media-service {settings.instance_id}")
+            stack.push_async_callback(nc.drain)
+            js = nc.jetstream()
+            await ensure_streams(js, settings.nats_stream_replicas)
+            timeout = httpx.Timeout(settings.media_fetch_timeout_seconds, connect=5)
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout))
             service = MediaService(
                 store,
                 ComfyViewSource(http),
@@ -86,36 +78,34 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
             app.state.media = MediaState(settings, service, storage_id, nc, catalog, store)
             consumer = build_consumer(js, service, settings.media_consumer_concurrency)
             await consumer.start()
-            try:
-                async with anyio.create_task_group() as jobs:
-                    jobs.start_soon(
-                        _every,
-                        settings.media_index_sync_seconds,
-                        lambda: catalog.sync_index(recent_days=RECENT_DAYS),
+            stack.push_async_callback(consumer.stop)
+            await stack.enter_async_context(
+                periodic_task(
+                    "recent index sync",
+                    settings.media_index_sync_seconds,
+                    partial(catalog.sync_index, recent_days=RECENT_DAYS),
+                    logger,
+                )
+            )
+            await stack.enter_async_context(
+                periodic_task(
+                    "full index sync",
+                    settings.media_index_full_sync_seconds,
+                    catalog.sync_index,
+                    logger,
+                    wait_first=True,  # the start-up sync was a full one
+                )
+            )
+            if settings.retention_days is not None:
+                await stack.enter_async_context(
+                    periodic_task(
+                        "retention",
+                        settings.retention_interval_seconds,
+                        partial(catalog.apply_retention, settings.retention_days),
+                        logger,
                     )
-                    jobs.start_soon(
-                        partial(
-                            _every,
-                            settings.media_index_full_sync_seconds,
-                            catalog.sync_index,
-                            wait_first=True,  # the start-up sync was a full one
-                        )
-                    )
-                    if settings.retention_days is not None:
-                        days = settings.retention_days
-                        jobs.start_soon(
-                            _every,
-                            settings.retention_interval_seconds,
-                            lambda: catalog.apply_retention(days),
-                        )
-                    try:
-                        yield
-                    finally:
-                        jobs.cancel_scope.cancel()
-            finally:
-                await consumer.stop()
-                await nc.drain()
-                index.close()
+                )
+            yield
 
     app = FastAPI(title="kiln media-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)

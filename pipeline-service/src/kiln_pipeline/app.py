@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -37,10 +37,16 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings, f"pipeline-service {settings.instance_id}")
-        js = nc.jetstream()
-        await ensure_streams(js, settings.nats_stream_replicas)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5)) as http:
+        # Each part is registered for clean-up as soon as it exists, so a start that fails
+        # half-way closes what it had opened (in reverse order), as a normal stop does.
+        async with AsyncExitStack() as stack:
+            nc = await connect(settings, f"pipeline-service {settings.instance_id}")
+            stack.push_async_callback(nc.drain)
+            js = nc.jetstream()
+            await ensure_streams(js, settings.nats_stream_replicas)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5))
+            )
             # A fixed client id per pipeline instance: ComfyUI sends a prompt's messages only to
             # the websocket of the client that submitted it.
             client_id = f"kiln-pipeline-{settings.instance_id}"
@@ -49,12 +55,14 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
                 client = ComfyClient(name=f"comfyui-{index}", url=url, http=http)
                 watcher = BackendWatcher(client.name, client.ws_url(client_id))
                 watcher.start()
+                stack.push_async_callback(watcher.stop)
                 backends.append(
                     Backend(client, watcher, client_id, settings.pipeline_max_in_flight_per_backend)
                 )
             pool = BackendPool(backends)
             await pool.check_all()
             pool.start_health_checks(settings.pipeline_health_interval_seconds)
+            stack.push_async_callback(pool.stop)
             sink = NatsRunEventSink(nc, js)
             poll = PollPolicy(
                 initial_seconds=settings.pipeline_poll_initial_seconds,
@@ -70,17 +78,11 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
             driver = RunDriver(templates, pool, sink, StreamCancelLedger(js), poll, llm)
             app.state.pipeline = PipelineState(settings, templates, pool, nc)
             cancels = await subscribe_cancels(nc, driver)
+            stack.push_async_callback(cancels.unsubscribe)
             consumer = build_consumer(js, driver, sink, pool.capacity)
             await consumer.start()
-            try:
-                yield
-            finally:
-                await consumer.stop()
-                await cancels.unsubscribe()
-                await pool.stop()
-                for backend in backends:
-                    await backend.watcher.stop()
-                await nc.drain()
+            stack.push_async_callback(consumer.stop)
+            yield
 
     app = FastAPI(title="kiln pipeline-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)

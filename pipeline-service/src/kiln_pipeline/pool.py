@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiln_common.periodic import run_periodically
+
 from kiln_pipeline.comfy import BackendUnavailableError, ComfyClient
 from kiln_pipeline.watcher import BackendWatcher
 
@@ -143,12 +145,14 @@ class BackendPool:
         await asyncio.gather(*(self.check(b) for b in self.backends))
 
     def start_health_checks(self, interval_seconds: float) -> None:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval_seconds)
-                await self.check_all()
-
-        self._health_task = asyncio.create_task(loop(), name="backend-health")
+        # Guarded: one round that raises (a malformed answer, a bug) is logged and the next
+        # round runs; an unguarded loop would end health checks silently, for good.
+        self._health_task = asyncio.create_task(
+            run_periodically(
+                "backend health check", interval_seconds, self.check_all, logger, wait_first=True
+            ),
+            name="backend-health",
+        )
 
     async def stop(self) -> None:
         if self._health_task:

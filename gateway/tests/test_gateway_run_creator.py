@@ -1,0 +1,252 @@
+"""RunCreator with fakes behind its ports: the run exists before it is queued, a failure to
+queue is recorded on the run, and an idempotent retry never makes a second run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from gateway_fakes import Allow, FakeKeyValue, FakeRunQueue, FakeRunRecords, FakeWorkflows
+from kiln_contracts.errors import ErrorCode
+from kiln_contracts.ids import new_run_id
+from kiln_contracts.records import RunStatus, SafetyLevel, Stage
+from kiln_gateway.errors import GatewayError, GatewayErrorCode
+from kiln_gateway.idempotency import IdempotencyStore
+from kiln_gateway.models import CreateRunRequest
+from kiln_gateway.runs import Origin, RunCreator
+
+pytestmark = pytest.mark.anyio
+
+ORIGIN = Origin(device_id="device-1", session_id="session-1", safety_level=SafetyLevel.STRICT)
+BODY = CreateRunRequest(workflow="noise", input_text="a red kite", params={"width": 64})
+
+
+class Refuse:
+    async def check(self, *args: object) -> None:
+        raise GatewayError(GatewayErrorCode.RATE_LIMITED, "slow down", 429)
+
+
+@dataclass
+class Parts:
+    records: FakeRunRecords
+    queue: FakeRunQueue
+    kv: FakeKeyValue
+    rate: Allow
+    depth: Allow
+    creator: RunCreator
+
+
+@pytest.fixture
+def parts() -> Parts:
+    records, queue, kv, rate, depth = (
+        FakeRunRecords(),
+        FakeRunQueue(),
+        FakeKeyValue(),
+        Allow(),
+        Allow(),
+    )
+    creator = RunCreator(
+        FakeWorkflows(), records, queue, 100, IdempotencyStore(kv, wait_seconds=0.2), rate, depth
+    )
+    return Parts(records, queue, kv, rate, depth, creator)
+
+
+async def test_a_run_is_recorded_then_queued_with_the_sessions_safety_level(parts: Parts) -> None:
+    accepted = await parts.creator.create(BODY, ORIGIN)
+
+    assert accepted.status is RunStatus.QUEUED
+    assert accepted.links.self == f"/api/runs/{accepted.run_id}"
+    assert parts.records.creates == [accepted.run_id]
+    record = parts.records.records[accepted.run_id]
+    assert record.request.device_id == "device-1"
+    assert record.request.session_id == "session-1"
+    assert record.request.safety_level is SafetyLevel.STRICT
+    assert record.request.params["width"] == 64
+    [requested] = parts.queue.requested
+    assert requested.run_id == accepted.run_id
+    assert requested.request.workflow == "noise"
+    assert requested.request.input_text == "a red kite"
+    assert requested.request.safety_level is SafetyLevel.STRICT
+    assert parts.rate.checks == [("device-1",)]
+    assert len(parts.depth.checks) == 1
+    assert parts.records.failures == []
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (CreateRunRequest(workflow="nope", input_text="x"), ErrorCode.UNKNOWN_WORKFLOW),
+        (CreateRunRequest(workflow="noise", input_text="x" * 101), ErrorCode.INVALID_REQUEST),
+        (CreateRunRequest(workflow="noise", input_text="a\x00b"), ErrorCode.INVALID_REQUEST),
+        (
+            CreateRunRequest(workflow="noise", input_text="x", params={"width": 1}),
+            ErrorCode.INVALID_PARAMS,
+        ),
+    ],
+)
+async def test_an_invalid_request_creates_and_queues_nothing(
+    parts: Parts, body: CreateRunRequest, code: ErrorCode
+) -> None:
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(body, ORIGIN)
+    assert (raised.value.code, raised.value.status_code) == (code.value, 422)
+    assert parts.records.creates == []
+    assert parts.queue.requested == []
+
+
+async def test_media_unavailable_queues_nothing_and_passes_the_status_on(parts: Parts) -> None:
+    parts.records.create_error = GatewayError(
+        ErrorCode.UPSTREAM_UNAVAILABLE, "media-service is unavailable", 503
+    )
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN)
+    assert (raised.value.code, raised.value.status_code) == ("upstream_unavailable", 503)
+    assert parts.queue.requested == []
+    assert parts.records.failures == []  # no record exists to mark
+
+
+async def test_media_timing_out_marks_the_run_failed_in_case_it_was_created(
+    parts: Parts,
+) -> None:
+    parts.records.create_error = GatewayError(
+        ErrorCode.UPSTREAM_TIMEOUT, "media-service did not answer in time", 504
+    )
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN)
+    assert raised.value.status_code == 504
+    assert parts.queue.requested == []
+    [(run_id, failure)] = parts.records.failures
+    assert run_id == parts.records.creates[0]
+    assert (failure.stage, failure.code) == (Stage.GATEWAY.value, ErrorCode.UPSTREAM_TIMEOUT.value)
+
+
+async def test_a_queue_failure_is_recorded_on_the_run_before_the_client_hears_503(
+    parts: Parts,
+) -> None:
+    parts.queue.error = TimeoutError("nats: timeout")
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN)
+    assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
+    [run_id] = parts.records.creates
+    assert run_id in raised.value.detail  # the client learns which run was recorded failed
+    [(failed_id, failure)] = parts.records.failures
+    assert failed_id == run_id
+    assert failure.stage is Stage.GATEWAY
+    assert failure.code is ErrorCode.QUEUE_UNAVAILABLE
+    assert "TimeoutError" in failure.message
+    assert failure.retryable is True
+
+
+async def test_a_queue_failure_still_answers_503_when_the_failure_cannot_be_recorded(
+    parts: Parts,
+) -> None:
+    parts.queue.error = TimeoutError("nats: timeout")
+    parts.records.fail_error = GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, "down", 503)
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN)
+    assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
+
+
+async def test_an_idempotent_repeat_gets_the_first_answer_and_makes_no_second_run(
+    parts: Parts,
+) -> None:
+    first = await parts.creator.create(BODY, ORIGIN, "retry-1")
+    again = await parts.creator.create(BODY, ORIGIN, "retry-1")
+
+    assert again == first
+    assert parts.records.creates == [first.run_id]
+    assert [r.run_id for r in parts.queue.requested] == [first.run_id]
+    other = await parts.creator.create(BODY, ORIGIN, "retry-2")
+    assert other.run_id != first.run_id
+
+
+async def test_an_idempotency_key_reused_with_another_body_is_a_409(parts: Parts) -> None:
+    await parts.creator.create(BODY, ORIGIN, "retry-1")
+    changed = BODY.model_copy(update={"input_text": "a blue kite"})
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(changed, ORIGIN, "retry-1")
+    assert (raised.value.code, raised.value.status_code) == ("idempotency_key_reused", 409)
+    assert len(parts.records.creates) == 1
+
+
+async def test_a_retry_after_a_queue_failure_resumes_the_same_run(parts: Parts) -> None:
+    parts.queue.error = TimeoutError("nats: timeout")
+    with pytest.raises(GatewayError):
+        await parts.creator.create(BODY, ORIGIN, "retry-1")
+    [run_id] = parts.records.creates
+    parts.queue.error = None
+
+    # Another device's cookie on the retry does not change whose run it is.
+    elsewhere = Origin(device_id="device-2", session_id=None, safety_level=SafetyLevel.STANDARD)
+    resumed = await parts.creator.create(BODY, elsewhere, "retry-1")
+
+    assert resumed.run_id == run_id
+    assert parts.records.creates == [run_id, run_id]  # media's create is idempotent per id
+    [requested] = parts.queue.requested
+    assert requested.run_id == run_id
+    assert requested.request.device_id == "device-1"
+    assert requested.request.safety_level is SafetyLevel.STRICT
+
+
+async def test_a_resumed_run_that_went_on_meanwhile_is_reported_not_requeued(
+    parts: Parts,
+) -> None:
+    parts.queue.error = TimeoutError("nats: timeout")
+    with pytest.raises(GatewayError):
+        await parts.creator.create(BODY, ORIGIN, "retry-1")
+    [run_id] = parts.records.creates
+    parts.records.move_on(run_id, RunStatus.FAILED)
+    parts.queue.error = None
+
+    resumed = await parts.creator.create(BODY, ORIGIN, "retry-1")
+
+    assert (resumed.run_id, resumed.status) == (run_id, RunStatus.FAILED)
+    assert parts.queue.requested == []
+
+
+async def test_an_unavailable_idempotency_store_creates_nothing(parts: Parts) -> None:
+    parts.kv.error = TimeoutError("nats: timeout")
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN, "retry-1")
+    assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
+    assert parts.records.creates == []
+    assert parts.queue.requested == []
+
+
+async def test_a_refused_limit_creates_and_queues_nothing(parts: Parts) -> None:
+    parts.creator.rate_limiter = Refuse()
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN)
+    assert raised.value.status_code == 429
+    assert parts.records.creates == []
+    assert parts.queue.requested == []
+
+
+async def test_cancel_sends_a_cancel_for_a_run_still_going(parts: Parts) -> None:
+    accepted = await parts.creator.create(BODY, ORIGIN)
+    answer = await parts.creator.cancel(accepted.run_id)
+    assert answer.status is RunStatus.QUEUED
+    assert [c.run_id for c in parts.queue.cancels] == [accepted.run_id]
+
+
+async def test_cancel_of_a_finished_run_is_a_409_and_sends_nothing(parts: Parts) -> None:
+    accepted = await parts.creator.create(BODY, ORIGIN)
+    parts.records.move_on(accepted.run_id, RunStatus.COMPLETED)
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.cancel(accepted.run_id)
+    assert (raised.value.code, raised.value.status_code) == ("run_finished", 409)
+    assert parts.queue.cancels == []
+
+
+async def test_cancel_that_cannot_be_sent_is_a_503(parts: Parts) -> None:
+    accepted = await parts.creator.create(BODY, ORIGIN)
+    parts.queue.error = TimeoutError("nats: timeout")
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.cancel(accepted.run_id)
+    assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
+
+
+async def test_cancel_of_an_unknown_run_is_a_404(parts: Parts) -> None:
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.cancel(new_run_id())
+    assert raised.value.status_code == 404
