@@ -14,20 +14,16 @@ import segno
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from kiln_contracts.errors import ErrorBody
 from pydantic import BaseModel, ConfigDict, Field
 
+from kiln_gateway.api import ERRORS
 from kiln_gateway.auth import ResearcherDep
 from kiln_gateway.deps import StateDep
 from kiln_gateway.errors import GatewayError, GatewayErrorCode
 from kiln_gateway.sessions import WorkshopSession
 from kiln_gateway.state import GatewayState
 
-router = APIRouter(
-    prefix="/api/sessions",
-    tags=["sessions"],
-    responses={code: {"model": ErrorBody} for code in (401, 403, 404, 422, 503)},
-)
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
 
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 SessionIdDep = Annotated[
