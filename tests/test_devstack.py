@@ -15,8 +15,8 @@ import psutil
 import pytest
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
-from kiln_polling import eventually
-from qr_codes import decode_terminal, terminal_qr_lines
+from support.kiln_polling import eventually
+from support.qr_codes import decode_terminal, terminal_qr_lines
 
 pytestmark = pytest.mark.integration
 

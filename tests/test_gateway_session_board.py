@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
-from kiln_polling import wait_final
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import re
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from playwright.sync_api import Page, expect
-from qr_codes import decode_file
+from support.qr_codes import decode_file
+from support.ui_browser import SCREENSHOTS, TABLET, Ui, origin
 from test_ui_quality import LOW_CONTRAST_JS
-from ui_browser import SCREENSHOTS, TABLET, Ui, origin
 
 pytestmark = pytest.mark.integration
 
