@@ -56,7 +56,7 @@ def test_no_5xx_and_no_schema_violations(own_stack: Stack) -> None:
             exercise()
         except Exception as exc:
             failures.append(f"{operation.label}: {exc}"[:2000])
-    assert operations >= 17
+    assert operations >= 20
     assert not failures, "\n\n".join(failures)
 
 
@@ -78,6 +78,9 @@ def test_the_document_is_complete_with_examples(stack: Stack) -> None:
         ("post", "/api/deletions"),
         ("post", "/api/sessions"),
         ("post", "/api/sessions/join"),
+        ("get", "/api/sessions/{session_id}/board"),
+        ("get", "/api/sessions/{session_id}/join-qr.svg"),
+        ("post", "/api/sessions/{session_id}/close"),
         ("get", "/api/me"),
         ("get", "/api/workflows"),
         ("get", "/api/system"),
@@ -89,5 +92,12 @@ def test_the_document_is_complete_with_examples(stack: Stack) -> None:
         errors = {code for code in operation["responses"] if code.startswith(("4", "5"))}
         assert {"400", "503"} <= errors, (method, path)
     schemas = document["components"]["schemas"]
-    for name in ("CreateRunRequest", "RunAccepted", "RunRecord", "ErrorBody", "WorkshopSession"):
+    for name in (
+        "CreateRunRequest",
+        "RunAccepted",
+        "RunRecord",
+        "ErrorBody",
+        "WorkshopSession",
+        "SessionBoard",
+    ):
         assert schemas[name].get("examples"), name

@@ -377,6 +377,7 @@ async def join_session(
     the session's settings (its safety level) apply to them."""
     session = await state.sessions.join(body.code)
     request.state.identity = caller.identity.with_session(session.session_id)
+    await state.sessions.record_member(session.session_id, caller.identity.device_id)
     return session
 
 

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln_gateway.api import router
 from kiln_gateway.auth import resolve_cookie_secret, resolve_researcher_token
+from kiln_gateway.board import router as board_router
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.errors import GatewayError
@@ -122,6 +123,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_health_routes(app, readiness)
     app.include_router(router)
+    app.include_router(board_router)  # the teacher's board: /api/sessions/{id}/…
     app.include_router(exports_router)
     install_web(app)  # the workshop UI at / and its files under /ui
     return app

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from kiln_common.settings import KilnSettings, UrlList, split_urls
 from kiln_contracts.records import SafetyLevel
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
 
 class GatewaySettings(KilnSettings):
@@ -34,3 +34,13 @@ class GatewaySettings(KilnSettings):
     gateway_idempotency_hours: float = Field(default=24, gt=0)
     # Live events.
     gateway_sse_heartbeat_seconds: float = Field(default=15, gt=0)
+    # The address participants' tablets use (``http://192.168.1.20:8080``): join links and the
+    # board's QR code name it. Unset: the address the request came to.
+    gateway_public_url: str | None = None
+
+    @field_validator("gateway_public_url")
+    @classmethod
+    def _http_origin(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        return url.rstrip("/") if url else None

@@ -3,10 +3,13 @@
 A researcher opens a session (title, safety level) and gets a short code to write on the board;
 participants join with the code. Two keys per session: ``id.{session_id}`` holds the session,
 ``code.{CODE}`` points to it (created with ``create`` so two sessions never share a code).
+Each device that joins leaves ``member.{session_id}.{hash of its device id}``: the teacher's
+board counts them without the bucket ever linking a device id to a session.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import uuid
@@ -16,7 +19,7 @@ from kiln_contracts.errors import ErrorCode
 from kiln_contracts.records import SafetyLevel, utc_now
 from kiln_contracts.text import Utf8Str
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import KeyValueConfig, StorageType, StreamInfo
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,9 +92,10 @@ def normalise_code(code: str) -> str:
 
 
 class SessionStore:
-    def __init__(self, kv: KeyValue, default_hours: float) -> None:
+    def __init__(self, kv: KeyValue, default_hours: float, js: JetStreamContext) -> None:
         self.kv = kv
         self.default_hours = default_hours
+        self.js = js  # counts members with one stream-info request, no consumer
 
     @classmethod
     async def open(cls, js: JetStreamContext, default_hours: float) -> SessionStore:
@@ -101,7 +105,7 @@ class SessionStore:
             kv = await js.create_key_value(
                 KeyValueConfig(bucket=BUCKET, history=1, storage=StorageType.FILE)
             )
-        return cls(kv, default_hours)
+        return cls(kv, default_hours, js)
 
     async def create(self, body: CreateSessionRequest) -> WorkshopSession:
         now = utc_now()
@@ -131,12 +135,38 @@ class SessionStore:
 
     async def get(self, session_id: str) -> WorkshopSession | None:
         """The live session with this id, or None if it never existed or has ended."""
+        session = await self.find(session_id)
+        return None if session is None or session.expired else session
+
+    async def find(self, session_id: str) -> WorkshopSession | None:
+        """The session with this id, open or ended (for the researcher's board)."""
         try:
             entry = await self.kv.get(f"id.{session_id}")
         except KeyNotFoundError:
             return None
-        session = WorkshopSession.model_validate_json(entry.value or b"")
-        return None if session.expired else session
+        return WorkshopSession.model_validate_json(entry.value or b"")
+
+    async def close(self, session_id: str) -> WorkshopSession | None:
+        """End the session now: its code stops working and its devices leave it (their cookies
+        name a session that ``get`` no longer returns). Closing an ended session changes nothing."""
+        session = await self.find(session_id)
+        if session is None or session.expired:
+            return session
+        closed = session.model_copy(update={"expires_at": utc_now()})
+        await self.kv.put(f"id.{session_id}", closed.model_dump_json().encode())
+        logger.info("workshop session %s closed", session_id)
+        return closed
+
+    async def record_member(self, session_id: str, device_id: str) -> None:
+        member = hashlib.sha256(device_id.encode()).hexdigest()[:32]
+        await self.kv.put(f"member.{session_id}.{member}", b"")
+
+    async def member_count(self, session_id: str) -> int:
+        """How many devices have joined the session."""
+        info: StreamInfo = await self.js.stream_info(
+            f"KV_{BUCKET}", subjects_filter=f"$KV.{BUCKET}.member.{session_id}.*"
+        )
+        return len(info.state.subjects or {})
 
     async def _by_code(self, code: str) -> WorkshopSession | None:
         try:

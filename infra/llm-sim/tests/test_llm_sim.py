@@ -33,3 +33,9 @@ def test_a_500_fault_answers_the_next_requests_with_errors_then_recovers() -> No
 def test_a_request_without_messages_is_refused() -> None:
     client = TestClient(create_app())
     assert client.post(CHAT, json={"model": "m", "messages": []}).status_code == 422
+
+
+def test_lists_models_like_ollama_and_llama_cpp() -> None:
+    answer = TestClient(create_app()).get("/v1/models")
+    assert answer.status_code == 200
+    assert [m["id"] for m in answer.json()["data"]] == ["any"]

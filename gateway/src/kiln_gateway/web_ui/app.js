@@ -1,10 +1,13 @@
-// The workshop UI: a small hash router over four pages (Create, Mine, Ours, Research).
+// The workshop UI: a small hash router over four pages (Create, Mine, Ours, Research), the
+// teacher's board (#/board) and joining by link (#/join/<code>).
 
 import { getJson } from "./api.js";
 import { errorBox, h, replace } from "./dom.js";
 import { LANGUAGES, lang, setLang, t } from "./i18n.js";
+import { boardStartView, boardView } from "./views/board.js";
 import { createView } from "./views/create.js";
 import { galleryView } from "./views/gallery.js";
+import { joinView } from "./views/join.js";
 import { researchRunView, researchView } from "./views/research.js";
 import { runView } from "./views/run.js";
 
@@ -36,6 +39,9 @@ function route() {
   let match;
   if ((match = hash.match(new RegExp(`^#/research/run/${RUN_ID}$`)))) return ["#/research", (m) => researchRunView(m, ctx, match[1])];
   if ((match = hash.match(new RegExp(`^#/run/${RUN_ID}$`)))) return ["#/mine", (m) => runView(m, ctx, match[1])];
+  if ((match = hash.match(new RegExp(`^#/board/${RUN_ID}$`)))) return ["#/research", (m) => boardView(m, ctx, match[1])];
+  if (hash === "#/board") return ["#/research", (m) => boardStartView(m, ctx)];
+  if ((match = hash.match(/^#\/join\/(.+)$/))) return ["#/ours", (m) => joinView(m, ctx, match[1])];
   if (hash === "#/mine") return ["#/mine", (m) => galleryView(m, ctx, "mine")];
   if (hash === "#/ours") return ["#/ours", (m) => galleryView(m, ctx, "ours")];
   if (hash === "#/research") return ["#/research", (m) => researchView(m, ctx)];

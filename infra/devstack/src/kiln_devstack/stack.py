@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiln_devstack.network import local_host, url_host
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 
 SERVICES = {
@@ -38,7 +39,9 @@ class StackConfig:
     gateway_port: int | None = None
     comfyui_urls: list[str] = field(default_factory=list)
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # every internal process listens here
+    # The gateway alone may listen on the room's network (``0.0.0.0`` or one address).
+    gateway_host: str | None = None
     simulators: int = 1  # started when comfyui_urls is empty: comfyui-sim, comfyui-sim-2, …
     llm: bool = False  # start the chat endpoint simulator and give pipeline its KILN_LLM_URL
 
@@ -152,9 +155,14 @@ class Stack:
         self._start_service_process(name, key, {**(peers or {}), "KILN_INSTANCE_ID": key})
         return self.urls[key]
 
+    @property
+    def gateway_bind_host(self) -> str:
+        return self.config.gateway_host or self.config.host
+
     def _start_service_process(self, service: str, key: str, env: Mapping[str, str]) -> None:
+        host = self.gateway_bind_host if key == "gateway" else self.config.host
         argv = [sys.executable, "-m", "uvicorn", SERVICES[service], "--factory"]
-        argv += ["--host", self.config.host, "--port", str(self.ports[key]), "--no-access-log"]
+        argv += ["--host", host, "--port", str(self.ports[key]), "--no-access-log"]
         self._spawn(key, argv, {**self.service_env(), **env})
         self.ready_urls[key] = f"{self.urls[key]}/readyz"
         self._wait_ready(key)
@@ -187,7 +195,10 @@ class Stack:
                 self.start_llm_simulator()
             for name in SERVICES:
                 fixed = self.config.gateway_port if name == "gateway" else None
-                self.urls[name] = f"http://{self.config.host}:{self._port(name, fixed)}"
+                host = self.config.host
+                if name == "gateway":  # reached from this machine, whatever it listens on
+                    host = url_host(local_host(self.gateway_bind_host))
+                self.urls[name] = f"http://{host}:{self._port(name, fixed)}"
             # media first: it writes the storage id that export-service's readiness waits for.
             for name in SERVICES:
                 self.start_service(name)

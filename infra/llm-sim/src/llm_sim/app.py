@@ -81,6 +81,12 @@ def create_app() -> FastAPI:
     async def list_requests() -> list[dict[str, Any]]:
         return state.requests
 
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        """What Ollama and llama.cpp's server answer too; ``make dev`` asks it to see that a
+        chat endpoint is there. Any model name is accepted, so none is listed by name."""
+        return {"object": "list", "data": [{"id": "any", "object": "model", "owned_by": "llm-sim"}]}
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}

@@ -1,4 +1,6 @@
 // Create: choose a workflow, describe it, generate, watch it being made, see the stored result.
+// There is no picture upload yet (issue 17). When it comes, use <input type=file accept=image/*
+// capture>: workshop tablets reach kiln over plain http, where getUserMedia is not available.
 
 import { request } from "../api.js";
 import { announce, errorBox, field, h, replace } from "../dom.js";

@@ -6,6 +6,7 @@ import { announce, errorBox, field, h, replace } from "../dom.js";
 import { formatDate, t } from "../i18n.js";
 import { outputsOf } from "../media.js";
 import { statusBadge, workflowTitle } from "../runs.js";
+import { joinFailure } from "./join.js";
 
 const PAGE_SIZE = 12;
 const MAX_PAGES_PER_LOAD = 5;
@@ -61,7 +62,7 @@ function joinForm(ctx) {
       await ctx.refreshMe();
       ctx.render();
     } catch (error) {
-      replace(problems, errorBox(error));
+      replace(problems, joinFailure(error, code.value.trim().toUpperCase()));
     }
   });
   return form;

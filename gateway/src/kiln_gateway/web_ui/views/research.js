@@ -31,7 +31,7 @@ function apiFilter() {
   return out;
 }
 
-function tokenForm(main, ctx, heading) {
+export function tokenForm(main, ctx, heading) {
   const input = h("input", { type: "password", name: "token", autocomplete: "current-password", required: true });
   const problems = h("div");
   const form = h(
@@ -230,7 +230,11 @@ function sessionPanel() {
       const session = await (
         await request("/api/sessions", { method: "POST", researcher: true, body: { title: title.value.trim(), safety_level: safety.value } })
       ).json();
-      replace(outcome, h("p", { class: "session-code" }, t("research.sessionCode", { title: session.title, code: session.code })));
+      replace(
+        outcome,
+        h("p", { class: "session-code" }, t("research.sessionCode", { title: session.title, code: session.code })),
+        h("p", {}, h("a", { href: `#/board/${session.session_id}`, class: "button primary", id: "session-board" }, t("research.board"))),
+      );
     } catch (error) {
       replace(outcome, errorBox(error));
     }
@@ -266,6 +270,8 @@ export function researchView(main, ctx) {
     exportPanel(),
     sessionPanel(),
   );
+  // The board for the projector, for a session opened here or there.
+  main.append(h("p", {}, h("a", { href: "#/board" }, t("research.boardStart"))));
   runs.load(true);
   return heading;
 }
