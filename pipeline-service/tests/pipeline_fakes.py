@@ -31,6 +31,7 @@ class FakeComfy:
     down: bool = False
     finish_on_submit: bool = True
     forget_on_submit: bool = False  # a restart right after each submission
+    reject_with: dict[str, Any] | None = None  # POST /prompt answers 400 with this body
     _submission: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_submissions(self, count: int) -> None:
@@ -64,6 +65,8 @@ class FakeComfy:
             prompt_id = json.loads(request.content)["prompt_id"]
             self.submitted.append(prompt_id)
             self._submission.set()
+            if self.reject_with is not None:
+                return httpx.Response(400, json=self.reject_with)
             if self.forget_on_submit:
                 return httpx.Response(200, json={"prompt_id": prompt_id, "number": 0})
             self.queued.append(prompt_id)

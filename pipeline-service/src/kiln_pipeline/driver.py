@@ -287,9 +287,10 @@ class RunDriver:
                     run_id,
                     Stage.BACKEND,
                     ErrorCode.INVALID_WORKFLOW,
-                    f"ComfyUI rejected the workflow: {exc.message}",
+                    f"ComfyUI rejected the workflow: {exc.summary()}",
                     backend=backend.name,
                     error_type=exc.error_type,
+                    error=exc.error,
                     node_errors=exc.node_errors,
                 )
                 return Verdict.DONE
