@@ -76,3 +76,34 @@ async def test_avoided_backends_are_used_only_when_nothing_else_is_free(
     assert (await backends.acquire(soon(), avoid)).name == "comfyui-1"
     assert (await backends.acquire(soon(), avoid)).name == "comfyui-1"
     assert (await backends.acquire(soon(), avoid)).name == "comfyui-0"
+
+
+async def test_health_checks_read_the_node_classes_and_placement_follows_them(
+    pool: tuple[BackendPool, list[FakeComfy]],
+) -> None:
+    backends, comfies = pool
+    backends.node_classes = frozenset({"SaveImage", "KSampler"})
+    comfies[0].object_info = {"SaveImage": {"input": {"required": {}}}}
+    comfies[1].object_info = {
+        "SaveImage": {"input": {"required": {}}},
+        "KSampler": {"input": {"required": {}}},
+    }
+    await backends.check_all()
+    first, second = backends.backends
+    assert set(first.nodes or {}) == {"SaveImage"}
+    assert set(second.nodes or {}) == {"SaveImage", "KSampler"}
+
+    def has_sampler(backend: Backend) -> bool:
+        return "KSampler" in (backend.nodes or {})
+
+    assert (await backends.acquire(soon(), can_run=has_sampler)).name == "comfyui-1"
+    assert (await backends.acquire(soon(), can_run=has_sampler)).name == "comfyui-1"
+    with pytest.raises(NoHealthyBackendError, match="comfyui-0: cannot run this graph"):
+        await backends.acquire(soon(), can_run=has_sampler)
+
+    # A backend whose node classes cannot be read keeps the last catalogue and says why.
+    comfies[0].object_info = None
+    await backends.check_all()
+    assert set(first.nodes or {}) == {"SaveImage"}
+    assert first.healthy is True
+    assert "404" in (first.nodes_error or "")

@@ -247,3 +247,20 @@ async def test_node_errors_are_kept_whole_and_named_in_the_message(rig: Rig) -> 
         "node 4 (CheckpointLoaderSimple): Value not in list: "
         "ckpt_name: 'v1-5-pruned-emaonly.safetensors' not in []"
     ) in failed.message
+
+
+async def test_a_graph_no_backend_can_run_is_refused_before_anything_is_submitted(
+    rig: Rig,
+) -> None:
+    rig.driver.pool.node_classes = frozenset({"EmptyImage", "ImageAddNoise", "SaveImage"})
+    rig.comfy.object_info = {"EmptyImage": {"input": {"required": {}}}}
+    await rig.driver.pool.check_all()
+    await rig.driver.drive(request(), redelivered=False)
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.WORKFLOW_UNAVAILABLE
+    assert "nodes ImageAddNoise, SaveImage are not installed on any backend" in failed.message
+    assert failed.details["missing"] == {
+        "comfyui-0": ["nodes ImageAddNoise, SaveImage are not installed"]
+    }
+    assert rig.comfy.submitted == []
+    assert rig.sink.started_events == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -128,6 +130,33 @@ class ComfyClient:
         extra: dict[str, Any] = {} if within_seconds is None else {"timeout": within_seconds}
         response = await self._request("GET", "/prompt", **extra)
         return int(response.json().get("exec_info", {}).get("queue_remaining", 0))
+
+    async def node_info(
+        self, classes: frozenset[str], within_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """``/object_info/{class}`` for each class: what the backend has of them (a class it
+        does not have is absent). One small request per class rather than the whole
+        ``/object_info``, which on a ComfyUI with many custom nodes is megabytes."""
+        extra: dict[str, Any] = {} if within_seconds is None else {"timeout": within_seconds}
+
+        async def one(node_class: str) -> tuple[str, Any]:
+            response = await self._request(
+                "GET", f"/object_info/{quote(node_class, safe='')}", **extra
+            )
+            if response.status_code != 200:
+                raise BackendUnavailableError(
+                    f"{self.name}: /object_info/{node_class} answered {response.status_code}"
+                )
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise BackendUnavailableError(
+                    f"{self.name}: /object_info/{node_class} is not JSON"
+                ) from exc
+            return node_class, body.get(node_class) if isinstance(body, dict) else None
+
+        found = await asyncio.gather(*(one(c) for c in sorted(classes)))
+        return {node_class: info for node_class, info in found if isinstance(info, dict)}
 
     async def interrupt(self, prompt_id: str) -> None:
         await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
