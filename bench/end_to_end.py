@@ -4,7 +4,7 @@ zero latency.
 
 Each client is a participant (its own device cookie) that loops: POST /api/runs, then follows
 the run's SSE stream until its final state, then starts the next run. The client is asyncio +
-aiohttp (not httpx, which saturates on its own long before the system does, DESIGN §5); its
+aiohttp (not httpx, which saturates on its own long before the system does, docs/design.md §7); its
 own CPU use is printed beside the services' so you can see it is not the limit.
 
     uv run python bench/end_to_end.py                 # starts its own dev stack

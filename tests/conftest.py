@@ -9,7 +9,7 @@ import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
 from playwright.sync_api import Browser, sync_playwright
-from ui_browser import CHROMIUM_ARGS, Ui, chromium_or_skip, ui_session
+from support.ui_browser import CHROMIUM_ARGS, Ui, chromium_or_skip, ui_session
 
 
 @pytest.fixture(scope="session")

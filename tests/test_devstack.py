@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kiln_devstack.processes import free_port
-from kiln_polling import eventually
+from support.kiln_polling import eventually
 
 pytestmark = pytest.mark.integration
 

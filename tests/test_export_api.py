@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from export_checks import check_rows_against_runs, open_bag
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.layout import run_relpath
 from kiln_devstack.stack import Stack
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
-from kiln_polling import eventually, wait_final
+from support.export_checks import check_rows_against_runs, open_bag
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

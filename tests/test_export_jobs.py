@@ -1,5 +1,5 @@
 """Export jobs on a stack of their own: surviving a crash of export-service, expiry after
-KILN_EXPORT_TTL, and the S3 target on a real S3 endpoint (``weed mini``, DESIGN §5)."""
+KILN_EXPORT_TTL, and the S3 target on a real S3 endpoint (``weed mini``, docs/design.md §7)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from export_checks import check_rows_against_runs, open_bag
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunRecord, RunRequest, RunStatus
 from kiln_devstack.processes import ManagedProcess, free_port, wait_until
 from kiln_devstack.stack import Stack, StackConfig
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
-from kiln_polling import eventually, wait_final
 from kiln_storage.local import RunStore
+from support.export_checks import check_rows_against_runs, open_bag
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_gateway_helpers import RESEARCHER
 from schemathesis.checks import not_a_server_error, response_schema_conformance
+from support.kiln_gateway_helpers import RESEARCHER
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import nats
 import pytest
 from kiln_contracts.subjects import RUNS_STREAM
 from kiln_devstack.stack import Stack
-from kiln_gateway_helpers import RUN_BODY, gateway_replica, read_sse, simulator_faults
-from kiln_polling import eventually, wait_final
+from support.kiln_gateway_helpers import RUN_BODY, gateway_replica, read_sse, simulator_faults
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

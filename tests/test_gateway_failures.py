@@ -15,8 +15,8 @@ import httpx
 import pytest
 from kiln_contracts.ids import run_date
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_gateway_helpers import RUN_BODY
-from kiln_polling import eventually, wait_final
+from support.kiln_gateway_helpers import RUN_BODY
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kiln_devstack.stack import Stack
-from kiln_gateway_helpers import RUN_BODY, gateway_replica
+from support.kiln_gateway_helpers import RUN_BODY, gateway_replica
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from kiln_devstack.stack import Stack
-from kiln_gateway_helpers import RESEARCHER, RUN_BODY, gateway_replica
-from kiln_polling import eventually
+from support.kiln_gateway_helpers import RESEARCHER, RUN_BODY, gateway_replica
+from support.kiln_polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from kiln_devstack.stack import Stack
-from kiln_gateway_helpers import RUN_BODY, gateway_replica, simulator_faults
-from kiln_polling import eventually, wait_final
+from support.kiln_gateway_helpers import RUN_BODY, gateway_replica, simulator_faults
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import nats
 import pytest
 from kiln_contracts.subjects import HEADER_REQUEST_ID, RUNS_STREAM, RunEventName, run_event_subject
 from kiln_devstack.stack import Stack
-from kiln_gateway_helpers import RUN_BODY
-from kiln_polling import eventually, wait_final
+from support.kiln_gateway_helpers import RUN_BODY
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from kiln_devstack.stack import Stack
-from kiln_gateway_helpers import RESEARCHER, RUN_BODY
-from kiln_polling import wait_final
+from support.kiln_gateway_helpers import RESEARCHER, RUN_BODY
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

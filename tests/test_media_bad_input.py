@@ -16,7 +16,7 @@ import httpx
 import pytest
 from kiln_contracts.layout import run_relpath
 from kiln_devstack.stack import Stack
-from media_helpers import create_run, media
+from support.media_helpers import create_run, media
 
 pytestmark = pytest.mark.integration
 __all__ = ["media"]

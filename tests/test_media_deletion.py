@@ -15,8 +15,8 @@ import uuid_utils
 from kiln_contracts.layout import run_relpath
 from kiln_contracts.records import utc_now
 from kiln_devstack.stack import Stack
-from kiln_polling import eventually
-from media_helpers import create_run, media, media_replica
+from support.kiln_polling import eventually
+from support.media_helpers import create_run, media, media_replica
 
 pytestmark = pytest.mark.integration
 __all__ = ["media"]

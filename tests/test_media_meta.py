@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from kiln_polling import wait_final
-from media_helpers import media
+from support.kiln_polling import wait_final
+from support.media_helpers import media
 
 pytestmark = pytest.mark.integration
 __all__ = ["media"]

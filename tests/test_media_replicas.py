@@ -14,8 +14,8 @@ from kiln_contracts.ids import new_run_id
 from kiln_contracts.layout import run_relpath
 from kiln_contracts.subjects import RunEventName
 from kiln_devstack.stack import Stack
-from kiln_polling import eventually
-from media_helpers import (
+from support.kiln_polling import eventually
+from support.media_helpers import (
     create_run,
     generated_event,
     media,

@@ -15,9 +15,9 @@ from kiln_contracts.layout import run_relpath
 from kiln_contracts.subjects import RunEventName
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 from kiln_devstack.stack import Stack
-from kiln_polling import eventually
 from kiln_storage.weed import WeedMini
-from media_helpers import (
+from support.kiln_polling import eventually
+from support.media_helpers import (
     create_run,
     generated_event,
     media_replica,

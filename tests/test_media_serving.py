@@ -13,8 +13,8 @@ import pytest
 from kiln_contracts.ids import run_created_at
 from kiln_contracts.subjects import RunEventName
 from kiln_devstack.stack import Stack
-from kiln_polling import eventually
-from media_helpers import (
+from support.kiln_polling import eventually
+from support.media_helpers import (
     create_run,
     generated_event,
     media,

@@ -9,14 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from kiln_models_testkit import (
+from support.kiln_models_testkit import (
     CHECKPOINT,
     MISSING_REASON,
     SD15,
     checkpoint_installed,
     listed,
 )
-from kiln_polling import wait_final
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

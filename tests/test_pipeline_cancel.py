@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
-from kiln_polling import eventually, wait_final
+from support.kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

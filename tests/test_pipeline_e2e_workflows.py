@@ -1,5 +1,5 @@
 """Every built-in weight-free workflow, end to end through the gateway, with files of the right
-format on the storage root (DESIGN §4: these run on a real CPU-only ComfyUI too)."""
+format on the storage root (docs/design.md §6: these run on a real CPU-only ComfyUI too)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import av
 import httpx
 import pytest
 from kiln_contracts.ids import run_date
-from kiln_polling import wait_final
 from PIL import Image
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Every known way driving ComfyUI goes wrong (DESIGN §4, issue 3 item 3), injected into the
+"""Every known way driving ComfyUI goes wrong (docs/design.md §6, issue 3 item 3), injected into the
 simulator, with the documented outcome asserted through the gateway.
 
 A stack of its own: test workflows with a short deadline, and short lost/down limits so a
@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
-from kiln_polling import eventually, wait_final
+from support.kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

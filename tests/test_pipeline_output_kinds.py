@@ -12,9 +12,9 @@ import httpx
 import pytest
 from kiln_contracts.ids import run_date
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_pipeline_testkit import start_run
-from kiln_polling import wait_final
 from PIL import Image
+from support.kiln_pipeline_testkit import start_run
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_pipeline_testkit import heal, set_faults, start_run, submissions
-from kiln_polling import eventually, wait_final
+from support.kiln_pipeline_testkit import heal, set_faults, start_run, submissions
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import nats
 import pytest
 from kiln_contracts.events import RunProgress
 from kiln_devstack.stack import Stack
-from kiln_pipeline_testkit import heal, set_faults
-from kiln_polling import FINAL
+from support.kiln_pipeline_testkit import heal, set_faults
+from support.kiln_polling import FINAL
 
 pytestmark = pytest.mark.integration
 

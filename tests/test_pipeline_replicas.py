@@ -10,8 +10,8 @@ import httpx
 import pytest
 from kiln_devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_pipeline_testkit import set_faults, start_run, submissions, wait_running
-from kiln_polling import eventually, wait_final
+from support.kiln_pipeline_testkit import set_faults, start_run, submissions, wait_running
+from support.kiln_polling import eventually, wait_final
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
-from kiln_polling import wait_final
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

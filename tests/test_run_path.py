@@ -1,4 +1,4 @@
-"""The central promise (DESIGN §1): one run id, minted once, from request to stored file."""
+"""The central promise (docs/design.md §2.1): one run id, minted once, from request to stored file."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import httpx
 import pytest
 from kiln_contracts.ids import parse_run_id, run_date
 from kiln_devstack.stack import Stack
-from kiln_polling import wait_final
 from PIL import Image
+from support.kiln_polling import wait_final
 
 pytestmark = pytest.mark.integration
 

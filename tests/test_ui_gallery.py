@@ -10,7 +10,7 @@ import httpx
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from playwright.sync_api import APIRequestContext, Page, expect
-from ui_browser import Ui
+from support.ui_browser import Ui
 
 pytestmark = pytest.mark.integration
 

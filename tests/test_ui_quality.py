@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from playwright.sync_api import Page, expect
-from ui_browser import PHONE, TABLET, Ui, origin
+from support.ui_browser import PHONE, TABLET, Ui, origin
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
-from kiln_polling import wait_final
 from playwright.sync_api import Page, expect
-from ui_browser import Ui
+from support.kiln_polling import wait_final
+from support.ui_browser import Ui
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,8 @@ def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedMini]:
         yield server
 
 
-@pytest.fixture(params=["local", "s3"])
+# The S3 variant starts a real server (weed mini): integration tier, not `make unit`.
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], RunStorage]]:
     """A factory of stores on one root: a local directory, or a fresh prefix on S3. Each call
     gives an independent store object, as another replica would have."""

@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from chaos_harness import ChaosLoad, ChaosReport, account, probe_recovery
 from kiln_devstack.stack import Stack, StackConfig
+from support.chaos_harness import ChaosLoad, ChaosReport, account, probe_recovery
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+# Its own deadlines (submit 180 s, recovery 120 s, final 240 s) come first; 900 s catches a hang.
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(900)]
 
 CHAOS_ENV = {
     # The load comes from one client; the per-device limit is not what is under test here.

@@ -2,7 +2,7 @@
 
 ``config`` parses, validates and normalises the file without a Docker engine. On top of what
 Compose itself enforces, the tests hold the deployment invariants that a valid file can still
-break: one storage root (DESIGN §1.5), one public door, start-up ordering on health.
+break: one storage root (docs/design.md §2.2), one public door, start-up ordering on health.
 """
 
 from __future__ import annotations

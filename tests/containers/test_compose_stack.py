@@ -25,7 +25,8 @@ from kiln_contracts.records import RunRecord, RunStatus
 from kiln_contracts.workflows import MediaKind, WorkflowSummary
 from testcontainers.compose import DockerCompose
 
-pytestmark = pytest.mark.containers
+# Building every image from Debian packages takes far longer than the 300 s default.
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(1800)]
 
 COMPOSE_FILE = "compose.yaml"
 GATEWAY = "gateway"

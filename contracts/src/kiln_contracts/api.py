@@ -25,7 +25,7 @@ class FailRunBody(BaseModel):
 
 
 class ServiceInfo(BaseModel):
-    """``GET /system`` on every service (DESIGN §1.5)."""
+    """``GET /system`` on every service (docs/design.md §2.2)."""
 
     service: str
     instance_id: str

@@ -1,4 +1,4 @@
-"""Payloads of the NATS messages between services (DESIGN §3). Validated on receipt."""
+"""Payloads of the NATS messages between services (docs/design.md §5.4). Validated on receipt."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The storage root's layout (DESIGN §3). Media-service writes it; export-service reads it."""
+"""The storage root's layout (docs/design.md §5.6). Media-service writes it; export-service reads it."""
 
 from __future__ import annotations
 

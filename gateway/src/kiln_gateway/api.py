@@ -401,7 +401,7 @@ async def list_workflows(state: StateDep) -> list[WorkflowSummary]:
 
 @router.get("/system", response_model=SystemReport, tags=["system"])
 async def system(state: StateDep) -> SystemReport:
-    """Each service's instance id, version and storage root id (DESIGN §1.5)."""
+    """Each service's instance id, version and storage root id (docs/design.md §2.2)."""
     gateway = ServiceInfo(
         service="gateway", instance_id=state.settings.instance_id, version=version("kiln-gateway")
     )

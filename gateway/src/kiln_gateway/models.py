@@ -47,7 +47,7 @@ class RunAccepted(BaseModel):
 
 
 class SystemReport(BaseModel):
-    """Every service's instance and the storage root each one uses (DESIGN §1.5)."""
+    """Every service's instance and the storage root each one uses (docs/design.md §2.2)."""
 
     services: list[dict[str, JsonValue]]
     storage_ids: list[str] = Field(

@@ -1,4 +1,4 @@
-"""HTTP client for one ComfyUI backend (DESIGN §4). Adapter; knows the protocol, not runs."""
+"""HTTP client for one ComfyUI backend (docs/design.md §6). Adapter; knows the protocol, not runs."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Driving one run through a ComfyUI backend: submit under the run id, follow, confirm, report.
 
 Completion is ``executing`` with ``node: null`` for our prompt, always confirmed by
-``/history`` (DESIGN §4); when the websocket is quiet or gone, the queue and ``/history`` are
+``/history`` (docs/design.md §6); when the websocket is quiet or gone, the queue and ``/history`` are
 polled with backoff, so a lost message can delay a run but never lose it. A prompt that is in
 neither (ComfyUI restarted: both live in memory) is submitted once more under the same run id.
 """

@@ -1,4 +1,4 @@
-"""Read-only walks over the storage root's run folders (DESIGN §3), for readers such as
+"""Read-only walks over the storage root's run folders (docs/design.md §5.6), for readers such as
 export-service. Nothing here writes, locks or caches: a folder seen is read as it is now.
 
 The day folders (``runs/{YYYY-MM-DD}``) let a time window skip whole days without opening a

