@@ -231,9 +231,22 @@ def test_node_errors_from_comfyui_fail_the_run_as_invalid_workflow(
     record = wait_final(gw, run_id)
     assert record["status"] == "failed"
     assert record["error"]["code"] == "invalid_workflow"
-    node_errors = record["error"]["details"]["node_errors"]
+    details = record["error"]["details"]
+    node_errors = details["node_errors"]
     assert node_errors["2"]["class_type"] == "ImageAddNoise"
-    assert node_errors["2"]["errors"], node_errors
+    assert node_errors["2"]["dependent_outputs"]
+    # Everything ComfyUI said about each error reaches the record.
+    [said] = node_errors["2"]["errors"]
+    assert said["type"] == "value_bigger_than_max"
+    assert said["message"] == "Value 3.0 bigger than max of 1.0"
+    assert said["details"] == "strength"
+    assert said["extra_info"]["input_name"] == "strength"
+    assert said["extra_info"]["received_value"] == 3.0
+    assert details["error"]["type"] == details["error_type"] == "prompt_outputs_failed_validation"
+    assert (
+        "node 2 (ImageAddNoise): Value 3.0 bigger than max of 1.0: strength"
+        in (record["error"]["message"])
+    )
 
 
 def test_parameters_outside_the_manifest_are_refused_before_anything_is_queued(

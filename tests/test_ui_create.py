@@ -10,11 +10,13 @@ import httpx
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from playwright.sync_api import Page, expect
+from support.kiln_models_testkit import checkpoint_installed
 from support.ui_browser import Ui
 
 pytestmark = pytest.mark.integration
 
 RESEARCHER = {"authorization": f"Bearer {DEV_RESEARCHER_TOKEN}"}
+SD15_TITLE = "Picture from words (Stable Diffusion 1.5)"
 
 
 @pytest.fixture
@@ -82,17 +84,40 @@ def test_ui_generate_shows_progress_then_the_stored_image(
     ui.shot(page)
 
 
-def test_ui_rejected_workflow_shows_its_reason_in_plain_words(ui: Ui) -> None:
+def test_ui_offers_only_workflows_the_backends_can_run(
+    ui: Ui, gateway: httpx.Client, simulator: httpx.Client
+) -> None:
+    # The simulator has no checkpoint: Stable Diffusion is not offered to participants.
     page, _ = ui.open("/")
-    generate(page, "a cat in a hat", "Picture from words (Stable Diffusion 1.5)")
-    failure = page.locator("#result .failure")
-    expect(failure).to_be_visible(timeout=30_000)
-    expect(failure).to_contain_text("cannot run this kind of work")
-    expect(failure).to_contain_text("KSampler does not exist")  # the system's own words
-    expect(page.locator("#progress")).to_have_attribute("data-status", "failed")
-    # Never a placeholder pretending to be a result.
-    assert page.locator("#result img, #result audio, #result video").count() == 0
-    ui.shot(page)
+    expect(page.get_by_label("Noise picture")).to_be_visible()
+    expect(page.get_by_label(SD15_TITLE)).to_have_count(0)
+    with checkpoint_installed(simulator, gateway):
+        page, _ = ui.open("/")
+        expect(page.get_by_label(SD15_TITLE)).to_be_visible()
+        ui.shot(page)
+
+
+def test_ui_refused_run_shows_its_reason_in_plain_words(
+    ui: Ui, gateway: httpx.Client, simulator: httpx.Client
+) -> None:
+    with checkpoint_installed(simulator, gateway):
+        page, _ = ui.open("/")
+        page.get_by_label(SD15_TITLE).check()
+        page.get_by_label("Describe it in your own words").fill("a cat in a hat")
+        page.get_by_text("More settings").click()
+        page.locator("input[name=checkpoint]").fill("not-installed.safetensors")
+        page.get_by_role("button", name="Generate").click()
+        failure = page.locator("#result .failure")
+        expect(failure).to_be_visible(timeout=30_000)
+        expect(failure).to_contain_text("does not have what this needs")
+        # The system's own words name the missing file.
+        expect(failure).to_contain_text(
+            "checkpoint not-installed.safetensors is not installed on any backend"
+        )
+        expect(page.locator("#progress")).to_have_attribute("data-status", "failed")
+        # Never a placeholder pretending to be a result.
+        assert page.locator("#result img, #result audio, #result video").count() == 0
+        ui.shot(page)
 
 
 def test_ui_node_error_shows_its_reason(ui: Ui, simulator: httpx.Client) -> None:

@@ -34,6 +34,9 @@ class FakeComfy:
     down: bool = False
     finish_on_submit: bool = True
     forget_on_submit: bool = False  # a restart right after each submission
+    reject_with: dict[str, Any] | None = None  # POST /prompt answers 400 with this body
+    # /object_info entries by class; None: the route is missing (404), as in a bare fake.
+    object_info: dict[str, Any] | None = None
     _submission: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_submissions(self, count: int) -> None:
@@ -67,6 +70,8 @@ class FakeComfy:
             prompt_id = json.loads(request.content)["prompt_id"]
             self.submitted.append(prompt_id)
             self._submission.set()
+            if self.reject_with is not None:
+                return httpx.Response(400, json=self.reject_with)
             if self.forget_on_submit:
                 return httpx.Response(200, json={"prompt_id": prompt_id, "number": 0})
             self.queued.append(prompt_id)
@@ -87,6 +92,10 @@ class FakeComfy:
         if path == "/interrupt":
             self.interrupted.append(json.loads(request.content)["prompt_id"])
             return httpx.Response(200)
+        if path.startswith("/object_info/") and self.object_info is not None:
+            node_class = path.removeprefix("/object_info/")
+            info = self.object_info.get(node_class)
+            return httpx.Response(200, json={node_class: info} if info else {})
         if path.startswith("/history/"):
             prompt_id = path.rsplit("/", 1)[1]
             entry = self.history.get(prompt_id)

@@ -114,3 +114,34 @@ async def test_a_malformed_health_answer_does_not_end_the_health_checks(
     failures = [r for r in caplog.records if "backend health check failed" in r.getMessage()]
     assert len(failures) == malformed_answers
     assert all(r.exc_info and isinstance(r.exc_info[1], ValueError) for r in failures)
+
+
+async def test_health_checks_read_the_node_classes_and_placement_follows_them(
+    pool: tuple[BackendPool, list[FakeComfy]],
+) -> None:
+    backends, comfies = pool
+    backends.node_classes = frozenset({"SaveImage", "KSampler"})
+    comfies[0].object_info = {"SaveImage": {"input": {"required": {}}}}
+    comfies[1].object_info = {
+        "SaveImage": {"input": {"required": {}}},
+        "KSampler": {"input": {"required": {}}},
+    }
+    await backends.check_all()
+    first, second = backends.backends
+    assert set(first.nodes or {}) == {"SaveImage"}
+    assert set(second.nodes or {}) == {"SaveImage", "KSampler"}
+
+    def has_sampler(backend: Backend) -> bool:
+        return "KSampler" in (backend.nodes or {})
+
+    assert (await backends.acquire(soon(), can_run=has_sampler)).name == "comfyui-1"
+    assert (await backends.acquire(soon(), can_run=has_sampler)).name == "comfyui-1"
+    with pytest.raises(NoHealthyBackendError, match="comfyui-0: cannot run this graph"):
+        await backends.acquire(soon(), can_run=has_sampler)
+
+    # A backend whose node classes cannot be read keeps the last catalogue and says why.
+    comfies[0].object_info = None
+    await backends.check_all()
+    assert set(first.nodes or {}) == {"SaveImage"}
+    assert first.healthy is True
+    assert "404" in (first.nodes_error or "")

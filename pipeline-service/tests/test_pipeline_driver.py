@@ -185,3 +185,84 @@ async def test_a_finished_prompt_whose_history_never_comes_is_lost_not_timed_out
     await helper
     assert rig.comfy.submitted == [RUN, RUN]
     assert len(rig.sink.generated_events) == 1
+
+
+# What ComfyUI 0.3.64 answers for a graph naming a node class it does not have.
+UNKNOWN_NODE = {
+    "error": {
+        "type": "invalid_prompt",
+        "message": "Cannot execute because node NoSuchNode does not exist.",
+        "details": "Node ID '#9'",
+        "extra_info": {},
+    },
+    "node_errors": {},
+}
+# ... and for a checkpoint that is not installed.
+CHECKPOINT_MISSING = {
+    "error": {
+        "type": "prompt_outputs_failed_validation",
+        "message": "Prompt outputs failed validation",
+        "details": "Value not in list: ckpt_name: 'v1-5-pruned-emaonly.safetensors' not in []",
+        "extra_info": {},
+    },
+    "node_errors": {
+        "4": {
+            "errors": [
+                {
+                    "type": "value_not_in_list",
+                    "message": "Value not in list",
+                    "details": "ckpt_name: 'v1-5-pruned-emaonly.safetensors' not in []",
+                    "extra_info": {
+                        "input_name": "ckpt_name",
+                        "input_config": [[], {"tooltip": "The name of the checkpoint."}],
+                        "received_value": "v1-5-pruned-emaonly.safetensors",
+                    },
+                }
+            ],
+            "dependent_outputs": ["9"],
+            "class_type": "CheckpointLoaderSimple",
+        }
+    },
+}
+
+
+async def test_a_rejected_graph_keeps_the_node_comfyui_named(rig: Rig) -> None:
+    rig.comfy.reject_with = UNKNOWN_NODE
+    await rig.driver.drive(request(), redelivered=False)
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.INVALID_WORKFLOW
+    assert "NoSuchNode does not exist" in failed.message
+    assert "Node ID '#9'" in failed.message
+    assert failed.details["error_type"] == "invalid_prompt"
+    assert failed.details["error"] == UNKNOWN_NODE["error"]
+    assert failed.details["node_errors"] == {}
+
+
+async def test_node_errors_are_kept_whole_and_named_in_the_message(rig: Rig) -> None:
+    rig.comfy.reject_with = CHECKPOINT_MISSING
+    await rig.driver.drive(request(), redelivered=False)
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.INVALID_WORKFLOW
+    assert failed.details["node_errors"] == CHECKPOINT_MISSING["node_errors"]
+    assert failed.details["error"] == CHECKPOINT_MISSING["error"]
+    assert (
+        "node 4 (CheckpointLoaderSimple): Value not in list: "
+        "ckpt_name: 'v1-5-pruned-emaonly.safetensors' not in []"
+    ) in failed.message
+
+
+async def test_a_graph_no_backend_can_run_is_refused_before_anything_is_submitted(
+    rig: Rig,
+) -> None:
+    rig.driver.pool.node_classes = frozenset({"EmptyImage", "ImageAddNoise", "SaveImage"})
+    rig.comfy.object_info = {"EmptyImage": {"input": {"required": {}}}}
+    await rig.driver.pool.check_all()
+    await rig.driver.drive(request(), redelivered=False)
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.WORKFLOW_UNAVAILABLE
+    assert "nodes ImageAddNoise, SaveImage are not installed on any backend" in failed.message
+    assert failed.details["missing"] == {
+        "comfyui-0": ["nodes ImageAddNoise, SaveImage are not installed"]
+    }
+    assert rig.comfy.submitted == []
+    assert rig.sink.started_events == []

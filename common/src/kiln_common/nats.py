@@ -25,7 +25,6 @@ from kiln_contracts.subjects import (
 )
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import NotFoundError
@@ -197,12 +196,18 @@ class DurableConsumer:
                 continue
             try:
                 messages = await self._sub.fetch(batch=free, timeout=1)
-            except NatsTimeoutError:
+            except TimeoutError:
+                # Nothing to fetch within the timeout: the idle case, not a failure. nats-py
+                # raises its own TimeoutError or FetchTimeoutError, and sometimes a bare
+                # asyncio.TimeoutError (builtins.TimeoutError, whose str() is empty) when the
+                # deadline runs out between its two pull requests; TimeoutError covers all.
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any fetch error
-                logger.warning("fetch from %s failed: %s", self.durable, exc)
+                logger.warning(
+                    "fetch from %s failed: %s: %s", self.durable, type(exc).__name__, exc
+                )
                 await asyncio.sleep(0.5)
                 continue
             for message in messages:

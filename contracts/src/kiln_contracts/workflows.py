@@ -77,7 +77,8 @@ class WorkflowManifest(BaseModel):
     unavailable_reason: str | None = Field(
         default=None,
         description="Set by the pipeline when it cannot run this workflow (text stages without "
-        "a chat endpoint); the gateway refuses such runs.",
+        "a chat endpoint; node classes or model files no backend has); the gateway refuses "
+        "such runs.",
     )
 
 

@@ -181,35 +181,62 @@ def test_changing_the_prefix_reruns_only_the_save_node(sim: SimServer) -> None:
     assert (sim.output_dir / "b" / "img_00001_.png").is_file()
 
 
-def test_interrupt_during_a_slow_node(sim: SimServer) -> None:
-    sim.faults(node_delay_seconds=5)
+def test_an_interrupt_during_a_node_takes_effect_before_the_next_node(sim: SimServer) -> None:
+    # As in ComfyUI: the running node finishes; the next one is not started.
+    sim.faults(node_delay_seconds=1.0)
     prompt_id = new_id()
     with sim.websocket("c") as ws:
         receive(ws)
         sim.submit(image_workflow(), client_id="c", prompt_id=prompt_id)
-        receive_until(ws, lambda m: m["type"] == "progress")
+        receive_until(ws, lambda m: m["type"] == "progress" and m["data"]["node"] == "1")
         assert sim.http.post("/interrupt", json={"prompt_id": "someone-else"}).status_code == 200
         assert sim.http.post("/interrupt", json={"prompt_id": prompt_id}).status_code == 200
-        messages = receive_until(ws, is_done(prompt_id), timeout=4)
+        messages = receive_until(ws, is_done(prompt_id))
+    progress_nodes = {m["data"]["node"] for m in messages if m["type"] == "progress"}
+    assert progress_nodes == {"1"}, "node 1 ran to its end, node 2 never started"
     interrupted = next(m["data"] for m in messages if m["type"] == "execution_interrupted")
+    assert set(interrupted) == {"prompt_id", "node_id", "node_type", "executed", "timestamp"}
     assert interrupted["prompt_id"] == prompt_id
-    assert interrupted["node_id"] == "1"
-    assert interrupted["node_type"] == "EmptyImage"
-    assert interrupted["executed"] == []
+    assert interrupted["node_id"] == "2"
+    assert interrupted["node_type"] == "ImageAddNoise"
+    assert interrupted["executed"] == ["1"]
+    assert isinstance(interrupted["timestamp"], int)
     assert "execution_success" not in {m["type"] for m in messages}
     entry = sim.wait_history(prompt_id)
     assert entry["status"]["status_str"] == "error"
     assert entry["status"]["completed"] is False
-    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+    assert entry["status"]["messages"][-1] == ["execution_interrupted", interrupted]
+    assert entry["outputs"] == {}
 
 
-def test_interrupt_without_body_stops_the_running_prompt(sim: SimServer) -> None:
-    sim.faults(node_delay_seconds=5)
+def test_an_interrupt_during_the_last_node_has_no_effect(sim: SimServer) -> None:
+    sim.faults(node_delay_seconds=0.6)
+    prompt_id = new_id()
+    with sim.websocket("c") as ws:
+        receive(ws)
+        sim.submit(image_workflow(prefix="late/img"), client_id="c", prompt_id=prompt_id)
+        receive_until(ws, lambda m: m["type"] == "progress" and m["data"]["node"] == "3")
+        assert sim.http.post("/interrupt", json={"prompt_id": prompt_id}).status_code == 200
+        messages = receive_until(ws, is_done(prompt_id))
+    kinds = {m["type"] for m in messages}
+    assert "execution_success" in kinds
+    assert "execution_interrupted" not in kinds
+    entry = sim.wait_history(prompt_id)
+    assert entry["status"]["status_str"] == "success"
+    assert (sim.output_dir / "late" / "img_00001_.png").is_file()
+
+
+def test_interrupt_without_body_stops_the_running_prompt_before_its_next_node(
+    sim: SimServer,
+) -> None:
+    sim.faults(node_delay_seconds=0.5)
     prompt_id = new_id()
     sim.submit(image_workflow(), prompt_id=prompt_id)
     poll(lambda: sim.http.get("/queue").json()["queue_running"], what="a running prompt")
     assert sim.http.post("/interrupt").status_code == 200
-    assert sim.wait_history(prompt_id, timeout=4)["status"]["status_str"] == "error"
+    entry = sim.wait_history(prompt_id)
+    assert entry["status"]["status_str"] == "error"
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
 
 
 def test_prompts_run_one_at_a_time_in_order(sim: SimServer) -> None:

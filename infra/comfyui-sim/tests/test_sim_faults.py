@@ -170,7 +170,8 @@ def test_slow_nodes_report_progress(sim: SimServer) -> None:
     assert {p["node"] for p in progress} == {"1", "2", "3"}
     assert all(p["prompt_id"] == prompt_id for p in progress)
     first_node = [p for p in progress if p["node"] == "1"]
-    assert [p["value"] for p in first_node] == list(range(1, first_node[0]["max"] + 1))
+    steps = int(first_node[0]["max"])
+    assert [p["value"] for p in first_node] == [float(n) for n in range(1, steps + 1)]
     states = [m["data"] for m in messages if m["type"] == "progress_state"]
     assert states[-1]["nodes"]["3"]["state"] == "finished"
 

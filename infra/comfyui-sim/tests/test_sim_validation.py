@@ -51,10 +51,10 @@ def test_non_json_body_is_a_plain_text_500(sim: SimServer) -> None:
 
 def test_unknown_node_type_is_invalid_prompt(sim: SimServer) -> None:
     prompt = image_workflow()
-    prompt["9"] = {"class_type": "KSampler", "inputs": {}}
+    prompt["9"] = {"class_type": "NoSuchNode", "inputs": {}}
     body = _error(sim.submit(prompt))
     assert body["error"]["type"] == "invalid_prompt"
-    assert body["error"]["message"] == "Cannot execute because node KSampler does not exist."
+    assert body["error"]["message"] == "Cannot execute because node NoSuchNode does not exist."
     assert body["error"]["details"] == "Node ID '#9'"
 
 
@@ -224,7 +224,7 @@ def test_object_info_describes_every_node_with_real_input_names(sim: SimServer) 
     assert info["SaveImage"]["output_node"] is True
     assert info["CreateVideo"]["input"]["optional"]["audio"][0] == "AUDIO"
     assert sim.http.get("/object_info/SaveVideo").json()["SaveVideo"]["output_node"] is True
-    assert sim.http.get("/object_info/KSampler").json() == {}
+    assert sim.http.get("/object_info/NoSuchNode").json() == {}
 
 
 def test_system_stats_and_api_prefix(sim: SimServer) -> None:

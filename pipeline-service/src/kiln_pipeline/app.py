@@ -14,6 +14,7 @@ from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams
 
 from kiln_pipeline.api import router
+from kiln_pipeline.capabilities import node_classes
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.config import PipelineSettings
 from kiln_pipeline.driver import PollPolicy, RunDriver
@@ -59,7 +60,9 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
                 backends.append(
                     Backend(client, watcher, client_id, settings.pipeline_max_in_flight_per_backend)
                 )
-            pool = BackendPool(backends)
+            pool = BackendPool(
+                backends, node_classes=node_classes(t.graph for t in templates.values())
+            )
             await pool.check_all()
             pool.start_health_checks(settings.pipeline_health_interval_seconds)
             stack.push_async_callback(pool.stop)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -13,13 +15,59 @@ class BackendUnavailableError(Exception):
 
 
 class PromptRejectedError(Exception):
-    """ComfyUI refused the graph (400): the workflow itself is wrong for this backend."""
+    """ComfyUI refused the graph (400): the workflow itself is wrong for this backend.
 
-    def __init__(self, error_type: str, message: str, node_errors: dict[str, Any]) -> None:
+    ``error`` is ComfyUI's error object as it sent it (``type``, ``message``, ``details``,
+    ``extra_info``), ``node_errors`` its per-node errors as it sent them (by node id: ``errors``
+    each with ``type``, ``message``, ``details``, ``extra_info``; ``dependent_outputs``;
+    ``class_type``): nothing of what ComfyUI said is dropped.
+    """
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        node_errors: Any,
+        error: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.node_errors = node_errors
+        self.error = error or {}
+
+    def summary(self) -> str:
+        """One line naming what ComfyUI named: its message and details, then each node's
+        errors with the node's id and class."""
+        parts = [self.message]
+        details = self.error.get("details")
+        if (
+            isinstance(details, str)
+            and details.strip()
+            and self.error_type
+            != (
+                "prompt_outputs_failed_validation"  # its details repeat the node errors below
+            )
+        ):
+            parts[0] = f"{self.message} ({details.strip()})"
+        if isinstance(self.node_errors, dict):
+            for node_id, node in self.node_errors.items():
+                if not isinstance(node, dict):
+                    continue
+                raw = node.get("errors")
+                errors: list[Any] = raw if isinstance(raw, list) else []
+                said = "; ".join(
+                    ": ".join(
+                        str(e[key])
+                        for key in ("message", "details")
+                        if isinstance(e, dict) and e.get(key)
+                    )
+                    for e in errors
+                )
+                parts.append(
+                    f"node {node_id} ({node.get('class_type') or '?'}): {said or 'invalid'}"
+                )
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -47,14 +95,16 @@ class ComfyClient:
                 payload = response.json()
             except ValueError:
                 payload = {}
+            if not isinstance(payload, dict):
+                payload = {}
             error = payload.get("error") or {}
-            message = error.get("message") if isinstance(error, dict) else str(error)
+            if not isinstance(error, dict):
+                error = {"type": "invalid_prompt", "message": str(error)}
             raise PromptRejectedError(
-                str(error.get("type", "invalid_prompt"))
-                if isinstance(error, dict)
-                else "invalid_prompt",
-                message or "ComfyUI rejected the workflow",
+                str(error.get("type") or "invalid_prompt"),
+                str(error.get("message") or "ComfyUI rejected the workflow"),
                 payload.get("node_errors") or {},
+                error,
             )
         if response.status_code != 200:
             raise BackendUnavailableError(f"{self.name}: /prompt answered {response.status_code}")
@@ -80,6 +130,33 @@ class ComfyClient:
         extra: dict[str, Any] = {} if within_seconds is None else {"timeout": within_seconds}
         response = await self._request("GET", "/prompt", **extra)
         return int(response.json().get("exec_info", {}).get("queue_remaining", 0))
+
+    async def node_info(
+        self, classes: frozenset[str], within_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """``/object_info/{class}`` for each class: what the backend has of them (a class it
+        does not have is absent). One small request per class rather than the whole
+        ``/object_info``, which on a ComfyUI with many custom nodes is megabytes."""
+        extra: dict[str, Any] = {} if within_seconds is None else {"timeout": within_seconds}
+
+        async def one(node_class: str) -> tuple[str, Any]:
+            response = await self._request(
+                "GET", f"/object_info/{quote(node_class, safe='')}", **extra
+            )
+            if response.status_code != 200:
+                raise BackendUnavailableError(
+                    f"{self.name}: /object_info/{node_class} answered {response.status_code}"
+                )
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise BackendUnavailableError(
+                    f"{self.name}: /object_info/{node_class} is not JSON"
+                ) from exc
+            return node_class, body.get(node_class) if isinstance(body, dict) else None
+
+        found = await asyncio.gather(*(one(c) for c in sorted(classes)))
+        return {node_class: info for node_class, info in found if isinstance(info, dict)}
 
     async def interrupt(self, prompt_id: str) -> None:
         await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})

@@ -31,6 +31,7 @@ from kiln_contracts.events import (
 from kiln_contracts.records import Stage
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
 
+from kiln_pipeline.capabilities import problems, unavailable_reason
 from kiln_pipeline.comfy import BackendUnavailableError, PromptRejectedError
 from kiln_pipeline.outputs import collect_outputs, failure_of
 from kiln_pipeline.pool import Backend, BackendPool, NoHealthyBackendError
@@ -174,6 +175,24 @@ class RunDriver:
         seed_param = params.get("seed")
         seed = seed_param if isinstance(seed_param, int) else secrets.randbelow(MAX_RANDOM_SEED)
         graph = template.build(run_id, params, prompt, seed)
+        # Placed only on a backend whose node classes and model files can run this graph;
+        # refused here when none can (the gateway refuses such a workflow already, unless its
+        # catalogue was older than the backends' state, or a parameter names another file).
+        by_backend = {b.name: problems(graph, b.nodes) for b in self.pool.backends}
+        reason = unavailable_reason(by_backend)
+        if reason is not None:
+            await self.fail(
+                run_id,
+                Stage.PIPELINE,
+                ErrorCode.WORKFLOW_UNAVAILABLE,
+                f"workflow {request.workflow!r} cannot run: {reason}",
+                missing={name: list(found) for name, found in by_backend.items()},
+            )
+            return
+
+        def can_run(backend: Backend) -> bool:
+            return not problems(graph, backend.nodes)
+
         run.deadline_seconds = template.manifest.deadline_seconds
         deadline = time.monotonic() + run.deadline_seconds
 
@@ -182,7 +201,7 @@ class RunDriver:
         avoid: frozenset[str] = frozenset()
         while True:
             try:
-                backend = await self.pool.acquire(deadline, avoid)
+                backend = await self.pool.acquire(deadline, avoid, can_run)
             except NoHealthyBackendError as exc:
                 await self.fail(run_id, Stage.BACKEND, ErrorCode.BACKEND_UNAVAILABLE, str(exc))
                 return
@@ -287,9 +306,10 @@ class RunDriver:
                     run_id,
                     Stage.BACKEND,
                     ErrorCode.INVALID_WORKFLOW,
-                    f"ComfyUI rejected the workflow: {exc.message}",
+                    f"ComfyUI rejected the workflow: {exc.summary()}",
                     backend=backend.name,
                     error_type=exc.error_type,
+                    error=exc.error,
                     node_errors=exc.node_errors,
                 )
                 return Verdict.DONE

@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kiln_common.periodic import run_periodically
 
+from kiln_pipeline.capabilities import NodeCatalogue
 from kiln_pipeline.comfy import BackendUnavailableError, ComfyClient
 from kiln_pipeline.watcher import BackendWatcher
 
@@ -36,6 +38,10 @@ class Backend:
     queue_remaining: int = 0
     last_error: str | None = None
     checked_at: float | None = None
+    # The /object_info of the node classes kiln's workflows use, as of the last health check
+    # that could read it; None until read (then nothing is known to be missing).
+    nodes: NodeCatalogue | None = None
+    nodes_error: str | None = None
 
     @property
     def name(self) -> str:
@@ -62,6 +68,7 @@ class Backend:
             "checked_seconds_ago": (
                 round(time.monotonic() - self.checked_at, 1) if self.checked_at else None
             ),
+            "object_info_error": self.nodes_error,
         }
 
 
@@ -69,6 +76,8 @@ class Backend:
 class BackendPool:
     backends: list[Backend]
     check_timeout_seconds: float = 5.0
+    # Node classes whose /object_info every health check reads (those kiln's workflows use).
+    node_classes: frozenset[str] = frozenset()
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _health_task: asyncio.Task[None] | None = None
 
@@ -83,8 +92,14 @@ class BackendPool:
     def get(self, name: str) -> Backend | None:
         return next((b for b in self.backends if b.name == name), None)
 
-    async def acquire(self, deadline: float, avoid: frozenset[str] = frozenset()) -> Backend:
-        """The healthy backend with the shortest queue and a free slot.
+    async def acquire(
+        self,
+        deadline: float,
+        avoid: frozenset[str] = frozenset(),
+        can_run: Callable[[Backend], bool] | None = None,
+    ) -> Backend:
+        """The healthy backend with the shortest queue and a free slot (and, given
+        ``can_run``, one that can run the run's graph).
 
         Waits while every healthy backend is full or none is healthy; backends named in
         ``avoid`` are used only when no other one is available. Raises NoHealthyBackendError at
@@ -92,7 +107,13 @@ class BackendPool:
         """
         async with self._changed:
             while True:
-                free = [b for b in self.backends if b.healthy and b.in_flight < b.max_in_flight]
+                free = [
+                    b
+                    for b in self.backends
+                    if b.healthy
+                    and b.in_flight < b.max_in_flight
+                    and (can_run is None or can_run(b))
+                ]
                 preferred = [b for b in free if b.name not in avoid] or free
                 if preferred:
                     chosen = min(preferred, key=lambda b: b.load)
@@ -105,10 +126,12 @@ class BackendPool:
                     await asyncio.wait_for(self._changed.wait(), timeout=remaining)
 
     def _why_none(self) -> str:
-        states = [
-            f"{b.name}: {'full' if b.healthy else b.last_error or 'unhealthy'}"
-            for b in self.backends
-        ]
+        def state(b: Backend) -> str:
+            if not b.healthy:
+                return b.last_error or "unhealthy"
+            return "full" if b.in_flight >= b.max_in_flight else "cannot run this graph"
+
+        states = [f"{b.name}: {state(b)}" for b in self.backends]
         return "no ComfyUI backend available (" + "; ".join(states) + ")"
 
     async def release(self, backend: Backend) -> None:
@@ -139,7 +162,28 @@ class BackendPool:
                 backend.queue_remaining = queued
                 backend.foreign_queue = max(0, queued - backend.in_flight)
                 self._changed.notify_all()
+            await self.read_nodes(backend)
         backend.checked_at = time.monotonic()
+
+    async def read_nodes(self, backend: Backend) -> None:
+        """Refresh what the backend has of the node classes kiln uses. A failed read keeps
+        the last catalogue (the backend answered its queue, so it stays in rotation) and
+        shows the error at /system."""
+        if not self.node_classes:
+            return
+        try:
+            nodes = await backend.client.node_info(
+                self.node_classes, within_seconds=self.check_timeout_seconds
+            )
+        except BackendUnavailableError as exc:
+            if backend.nodes_error is None:
+                logger.warning("could not read %s's node classes: %s", backend.name, exc)
+            backend.nodes_error = str(exc)[:300]
+            return
+        async with self._changed:
+            backend.nodes = nodes
+            backend.nodes_error = None
+            self._changed.notify_all()
 
     async def check_all(self) -> None:
         await asyncio.gather(*(self.check(b) for b in self.backends))

@@ -9,7 +9,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from kiln_contracts.workflows import GraphInput, WorkflowManifest
+from kiln_contracts.workflows import GraphInput, WorkflowManifest, resolve_params
 
 Graph = dict[str, Any]
 
@@ -62,6 +62,10 @@ class WorkflowTemplate:
         for node_id in self.save_nodes():
             graph[node_id]["inputs"][PREFIX_INPUT] = run_prefix(run_id, node_id)
         return graph
+
+    def default_graph(self) -> Graph:
+        """The graph a run with every parameter at its default sends (the files it names)."""
+        return self.build("default", resolve_params(self.manifest, {}), "", 0)
 
 
 def run_prefix(run_id: str, node_id: str) -> str:

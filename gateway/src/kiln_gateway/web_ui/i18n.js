@@ -53,6 +53,7 @@ const STRINGS = {
 
     "fail.title": "This did not work",
     "fail.invalid_workflow": "The machine that makes the pictures cannot run this kind of work.",
+    "fail.workflow_unavailable": "The machine that makes the pictures does not have what this needs.",
     "fail.backend_error": "The machine had a problem while making it.",
     "fail.backend_unavailable": "The machine that makes the pictures is not reachable right now.",
     "fail.backend_lost": "The machine lost track of this work.",
@@ -217,6 +218,7 @@ const STRINGS = {
 
     "fail.title": "Das hat nicht geklappt",
     "fail.invalid_workflow": "Die Maschine, die die Bilder macht, kann diese Art von Arbeit nicht ausführen.",
+    "fail.workflow_unavailable": "Der Maschine, die die Bilder macht, fehlt, was dafür nötig ist.",
     "fail.backend_error": "Die Maschine hatte beim Erzeugen ein Problem.",
     "fail.backend_unavailable": "Die Maschine, die die Bilder macht, ist gerade nicht erreichbar.",
     "fail.backend_lost": "Die Maschine hat diese Arbeit aus den Augen verloren.",

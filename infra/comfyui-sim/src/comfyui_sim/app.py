@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from comfyui_sim import COMFYUI_VERSION
 from comfyui_sim.config import Settings
-from comfyui_sim.faults import FaultsUpdate, RestartRequest
+from comfyui_sim.faults import FaultsUpdate, ModelsUpdate, RestartRequest
 from comfyui_sim.sim import Simulator, prepare_folders
 
 log = logging.getLogger("comfyui_sim")
@@ -48,8 +48,16 @@ def sim_of(connection: Request | WebSocket) -> Simulator:
     return cast(Simulator, connection.app.state.sim)
 
 
+# aiohttp's json_response says charset=utf-8; Starlette's would say plain application/json.
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# What ComfyUI 0.3.64 reports beside its own version (its requirements.txt pins, and the
+# templates package it installs).
+REQUIRED_FRONTEND_VERSION = "1.27.10"
+INSTALLED_TEMPLATES_VERSION = "0.1.94"
+
+
 def json_response(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, media_type=JSON_CONTENT_TYPE)
 
 
 async def read_json(request: Request) -> Any:
@@ -85,8 +93,15 @@ def _content_type(filename: str) -> str:
     return "application/octet-stream" if content_type in FORCED_DOWNLOAD else content_type
 
 
+class ComfyRouter(APIRouter):
+    """aiohttp answers HEAD on every GET route (``allow_head``), so ComfyUI does too."""
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.api_route(path, methods=["GET", "HEAD"], **kwargs)
+
+
 def build_comfy_router() -> APIRouter:
-    router = APIRouter()
+    router = ComfyRouter()
 
     @router.post("/prompt")
     async def post_prompt(request: Request) -> Response:
@@ -176,6 +191,8 @@ def build_comfy_router() -> APIRouter:
                     "ram_total": ram_total,
                     "ram_free": ram_free,
                     "comfyui_version": COMFYUI_VERSION,
+                    "required_frontend_version": REQUIRED_FRONTEND_VERSION,
+                    "installed_templates_version": INSTALLED_TEMPLATES_VERSION,
                     "python_version": sys.version,
                     "pytorch_version": "none (simulator)",
                     "embedded_python": False,
@@ -198,13 +215,16 @@ def build_comfy_router() -> APIRouter:
 
     @router.get("/object_info")
     async def object_info(request: Request) -> JSONResponse:
-        registry = sim_of(request).registry
-        return json_response({name: node.object_info() for name, node in registry.items()})
+        sim = sim_of(request)
+        return json_response(
+            {name: node.object_info(sim.models) for name, node in sim.registry.items()}
+        )
 
     @router.get("/object_info/{node_class}")
     async def object_info_node(request: Request, node_class: str) -> JSONResponse:
-        node = sim_of(request).registry.get(node_class)
-        return json_response({node_class: node.object_info()} if node is not None else {})
+        sim = sim_of(request)
+        node = sim.registry.get(node_class)
+        return json_response({node_class: node.object_info(sim.models)} if node is not None else {})
 
     @router.get("/features")
     async def features() -> JSONResponse:
@@ -290,7 +310,7 @@ async def _serve_websocket(sim: Simulator, websocket: WebSocket) -> None:
     except RuntimeError as ex:  # receive() after the server closed the socket
         log.debug("websocket %s ended: %r", sid, ex)
     finally:
-        sim.hub.unregister(connection)
+        sim.hub.closed(connection)
 
 
 async def _client_message(sim: Simulator, connection: Any, text: str) -> None:
@@ -317,6 +337,22 @@ def build_sim_router() -> APIRouter:
         except ValidationError as ex:
             return json_response({"error": "invalid faults", "details": ex.errors()}, 422)
         return json_response(await sim_of(request).update_faults(update))
+
+    @router.get("/models")
+    async def get_models(request: Request) -> JSONResponse:
+        return json_response(sim_of(request).models)
+
+    @router.post("/models")
+    async def post_models(request: Request) -> JSONResponse:
+        body = await read_json(request)
+        try:
+            update = ModelsUpdate.model_validate(body if body is not None else {})
+        except ValidationError as ex:
+            return json_response({"error": "invalid models", "details": ex.errors()}, 422)
+        sim = sim_of(request)
+        for folder, names in update.model_dump(exclude_none=True).items():
+            sim.models[folder] = list(names)
+        return json_response(sim.models)
 
     @router.post("/restart")
     async def post_restart(request: Request) -> JSONResponse:

@@ -256,7 +256,9 @@ class Executor:
                     },
                     client_id,
                 )
-            await self.emit("progress_state", progress.set(node_id, 1, 1, "finished"), client_id)
+            await self.emit(
+                "progress_state", progress.set(node_id, 1.0, 1.0, "finished"), client_id
+            )
             return
 
         captured: dict[str, Any] = {}
@@ -293,7 +295,7 @@ class Executor:
                 client_id,
             )
         self.cache.set(signature, CacheEntry(outputs=result.outputs, ui=result.ui))
-        await self.emit("progress_state", progress.set(node_id, 1, 1, "finished"), client_id)
+        await self.emit("progress_state", progress.set(node_id, 1.0, 1.0, "finished"), client_id)
         executed.append(node_id)
 
     async def _execute(
@@ -305,9 +307,15 @@ class Executor:
         progress: _Progress,
         captured: dict[str, Any],
     ) -> NodeResult:
-        """executing → (interrupt check) → progress → delay → fault → the node itself."""
+        """progress_state → executing → (interrupt check) → delay → fault → the node itself.
+
+        As in ComfyUI, the interrupt flag is checked once, before the node's function runs; a
+        node that has started runs to its end unless it is ``interruptible`` (a sampler).
+        """
         prompt_id = item.prompt_id
         client_id = item.client_id
+        # ComfyUI's progress registry announces the node before the server says `executing`.
+        await self.emit("progress_state", progress.set(node_id, 0.0, 1.0, "running"), client_id)
         if client_id is not None:
             await self.emit(
                 "executing",
@@ -318,8 +326,7 @@ class Executor:
         captured.update(self._resolve_inputs(item, node_id, signatures))
         if self.interrupt.is_set():
             raise Interrupted(node_id)
-        await self.emit("progress_state", progress.set(node_id, 0, 1, "running"), client_id)
-        await self._slow_down(node_id, prompt_id, client_id, progress)
+        await self._slow_down(node_id, node_def, prompt_id, client_id, progress)
         fault = self.take_node_error(node_def.class_type)
         if fault is not None:
             raise SimulatedNodeError(fault.message, fault.exception_type)
@@ -349,27 +356,38 @@ class Executor:
         return resolved
 
     async def _slow_down(
-        self, node_id: str, prompt_id: str, client_id: str | None, progress: _Progress
+        self,
+        node_id: str,
+        node_def: NodeDef,
+        prompt_id: str,
+        client_id: str | None,
+        progress: _Progress,
     ) -> None:
-        """Sleep the node delay in a few steps, reporting progress and honouring interrupts."""
+        """Sleep the node delay in a few steps, reporting progress (float values, as ComfyUI
+        sends them). Only an ``interruptible`` node stops at a step when interrupted; any other
+        node finishes and the interrupt takes effect before the next node."""
         delay = self.node_delay()
         if delay <= 0:
             return
         steps = max(1, min(MAX_PROGRESS_STEPS, math.ceil(delay / PROGRESS_STEP_SECONDS)))
         for step in range(1, steps + 1):
-            try:
-                await asyncio.wait_for(self.interrupt.wait(), timeout=delay / steps)
-            except TimeoutError:
-                pass
+            if node_def.interruptible:
+                try:
+                    await asyncio.wait_for(self.interrupt.wait(), timeout=delay / steps)
+                except TimeoutError:
+                    pass
+                else:
+                    raise Interrupted(node_id)
             else:
-                raise Interrupted(node_id)
+                await asyncio.sleep(delay / steps)
+            value, maximum = float(step), float(steps)
             await self.emit(
                 "progress",
-                {"value": step, "max": steps, "prompt_id": prompt_id, "node": node_id},
+                {"value": value, "max": maximum, "prompt_id": prompt_id, "node": node_id},
                 client_id,
             )
             await self.emit(
-                "progress_state", progress.set(node_id, step, steps, "running"), client_id
+                "progress_state", progress.set(node_id, value, maximum, "running"), client_id
             )
 
 

@@ -60,3 +60,13 @@ class RestartRequest(BaseModel):
         le=300.0,
         description="After the restart, answer 503 to everything but /sim for this long.",
     )
+
+
+class ModelsUpdate(BaseModel):
+    """Installed model files per folder; each folder named replaces that folder's list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoints: list[str] | None = None
+    loras: list[str] | None = None
+    vae: list[str] | None = None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfyui_sim.nodes import NodeDef
+from comfyui_sim.nodes import NO_MODELS, Models, NodeDef
 
 Registry = Mapping[str, NodeDef]
 Prompt = dict[str, Any]
@@ -83,9 +83,10 @@ def _sort_key(node_id: str) -> tuple[int, int, str]:
 
 
 class _Validator:
-    def __init__(self, prompt: Prompt, registry: Registry) -> None:
+    def __init__(self, prompt: Prompt, registry: Registry, models: Models) -> None:
         self.prompt = prompt
         self.registry = registry
+        self.models = models
         self.validated: dict[str, tuple[bool, list[dict[str, Any]], str]] = {}
         self.in_progress: set[str] = set()
 
@@ -108,11 +109,11 @@ class _Validator:
         valid = True
         names = list(node_def.required) + list(node_def.optional)
         for name in names:
-            info = node_def.input_info(name)
+            info = node_def.input_info(name, self.models)
             if info is None:  # pragma: no cover - names come from the definition
                 continue
             input_type, category, extra_info = info
-            input_config = [input_type, extra_info]
+            input_config = node_def.public_input_config(name, self.models)
             if name not in inputs:
                 if category == "required":
                     errors.append(
@@ -261,19 +262,17 @@ class _Validator:
         return result
 
 
-def validate_prompt(prompt: Any, registry: Registry) -> Validation:
-    """Validate a graph as ComfyUI does; coerces literal inputs in place (INT, FLOAT, ...)."""
+def validate_prompt(prompt: Any, registry: Registry, models: Models = NO_MODELS) -> Validation:
+    """Validate a graph as ComfyUI does; coerces literal inputs in place (INT, FLOAT, ...).
+
+    Like ComfyUI, which iterates over whatever ``prompt`` is: an empty list (or string) has no
+    nodes, hence ``prompt_no_outputs``; any other non-object crashes it (TypeError, which the
+    route answers as ComfyUI's plain-text 500).
+    """
+    if isinstance(prompt, list | str) and not prompt:
+        prompt = {}
     if not isinstance(prompt, dict):
-        return Validation(
-            ok=False,
-            error={
-                "type": "invalid_prompt",
-                "message": "Cannot execute because the prompt is not an object.",
-                "details": type(prompt).__name__,
-                "extra_info": {},
-            },
-            outputs=[],
-        )
+        raise TypeError(f"ComfyUI cannot iterate a prompt of type {type(prompt).__name__}")
     outputs: list[str] = []
     for node_id, node in prompt.items():
         if not isinstance(node, dict) or "class_type" not in node:
@@ -314,7 +313,7 @@ def validate_prompt(prompt: Any, registry: Registry) -> Validation:
             outputs=[],
         )
 
-    validator = _Validator(prompt, registry)
+    validator = _Validator(prompt, registry, models)
     good_outputs: list[str] = []
     failures: list[tuple[str, list[dict[str, Any]]]] = []
     node_errors: dict[str, Any] = {}

@@ -25,7 +25,9 @@ class Connection:
 
 class WebSocketHub:
     """One socket per client id, as in ComfyUI: a new connection with the same id replaces the
-    old one in the table (the old socket stays open but receives nothing more)."""
+    old one in the table (the old socket stays open but receives nothing more). And as in
+    ComfyUI, whose handler pops the id when any socket closes, the older socket closing takes
+    the id out of the table: the newer socket then receives nothing either."""
 
     def __init__(self) -> None:
         self._connections: dict[str, Connection] = {}
@@ -38,9 +40,15 @@ class WebSocketHub:
         return connection
 
     def unregister(self, connection: Connection) -> None:
+        """A failed send: forget this socket (and its id, only if it is still this socket's)."""
         self._all.discard(connection)
         if self._connections.get(connection.sid) is connection:
             del self._connections[connection.sid]
+
+    def closed(self, connection: Connection) -> None:
+        """A socket closed: ComfyUI's ``sockets.pop(sid)``, whichever socket holds the id."""
+        self._all.discard(connection)
+        self._connections.pop(connection.sid, None)
 
     @property
     def client_ids(self) -> list[str]:

@@ -11,7 +11,7 @@ import json
 import random
 import secrets
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +46,20 @@ VHS_FORMATS = ["image/gif", "image/webp", "video/h264-mp4"]
 
 # An input spec as ComfyUI's INPUT_TYPES gives it: ("INT", {...}), (["a", "b"],) or ("IMAGE",).
 InputSpec = tuple[Any, ...]
+# Model files by folder ("checkpoints", "loras", "vae"), as ComfyUI's folder_paths lists them.
+Models = Mapping[str, Sequence[str]]
+NO_MODELS: Models = {}
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """In place of a combo's options: the files installed in a model folder, read at request
+    time (ComfyUI lists ``models/<folder>`` afresh for every /object_info and validation)."""
+
+    folder: str
+
+    def options(self, models: Models) -> list[str]:
+        return sorted(models.get(self.folder, ()))
 
 
 @dataclass(frozen=True)
@@ -84,26 +98,56 @@ class NodeDef:
     output_node: bool = False
     description: str = ""
     python_module: str = "nodes"
+    # Converted to ComfyUI's V3 node schema (comfy_api io.ComfyNode): /object_info shows its
+    # combos as ["COMBO", {"options": [...]}] instead of V1's [[...], {...}].
+    v3: bool = False
+    # Whether an interrupt stops it while it runs. ComfyUI checks its interrupt flag before
+    # each node and in the progress-bar hook, so only nodes that report progress as they go
+    # (samplers) stop midway; every other node, once started, runs to its end.
+    interruptible: bool = False
 
-    def input_types(self) -> dict[str, dict[str, Any]]:
-        types: dict[str, dict[str, Any]] = {"required": dict(self.required)}
+    def _public(self, spec: InputSpec, models: Models) -> InputSpec:
+        """The spec as /object_info shows it: model lists filled in, V3 combos as COMBO."""
+        kind, rest = spec[0], spec[1:]
+        if isinstance(kind, ModelList):
+            kind = kind.options(models)
+        if isinstance(kind, list) and self.v3:
+            extra = rest[0] if rest and isinstance(rest[0], dict) else {}
+            return ("COMBO", {**extra, "options": list(kind)})
+        return (kind, *rest)
+
+    def input_types(self, models: Models = NO_MODELS) -> dict[str, dict[str, Any]]:
+        types: dict[str, dict[str, Any]] = {
+            "required": {k: self._public(v, models) for k, v in self.required.items()}
+        }
         if self.optional:
-            types["optional"] = dict(self.optional)
+            types["optional"] = {k: self._public(v, models) for k, v in self.optional.items()}
         if self.hidden:
             types["hidden"] = dict(self.hidden)
         return types
 
-    def input_info(self, name: str) -> tuple[Any, str, dict[str, Any]] | None:
-        """(type, category, options) of an input, like ComfyUI's ``get_input_info``."""
+    def input_info(
+        self, name: str, models: Models = NO_MODELS
+    ) -> tuple[Any, str, dict[str, Any]] | None:
+        """(type, category, options) of an input, like ComfyUI's ``get_input_info``; a combo's
+        type is its list of options (also for V3 nodes, whose COMBO validation is the same)."""
         for category, inputs in (("required", self.required), ("optional", self.optional)):
             if name in inputs:
                 spec = inputs[name]
+                kind = spec[0].options(models) if isinstance(spec[0], ModelList) else spec[0]
                 options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-                return spec[0], category, options
+                return kind, category, options
         return None
 
-    def object_info(self) -> dict[str, Any]:
-        types = self.input_types()
+    def public_input_config(self, name: str, models: Models = NO_MODELS) -> list[Any]:
+        """``input_config`` as ComfyUI's validation errors show it (the /object_info form)."""
+        spec = self.required.get(name) or self.optional.get(name) or ("*",)
+        public = self._public(spec, models)
+        extra = public[1] if len(public) > 1 and isinstance(public[1], dict) else {}
+        return [public[0], extra]
+
+    def object_info(self, models: Models = NO_MODELS) -> dict[str, Any]:
+        types = self.input_types(models)
         return {
             "input": types,
             "input_order": {key: list(value) for key, value in types.items()},
@@ -559,6 +603,7 @@ def build_registry() -> dict[str, NodeDef]:
         ),
         NodeDef(
             class_type="CreateVideo",
+            v3=True,
             display_name="Create Video",
             category="image/video",
             function=create_video,
@@ -573,6 +618,7 @@ def build_registry() -> dict[str, NodeDef]:
         ),
         NodeDef(
             class_type="SaveVideo",
+            v3=True,
             display_name="Save Video",
             category="image/video",
             function=save_video,

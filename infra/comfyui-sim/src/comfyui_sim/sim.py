@@ -18,6 +18,7 @@ from comfyui_sim.executor import Executor, OutputCache, RunOutcome, now_ms
 from comfyui_sim.faults import Faults, FaultsUpdate, NodeErrorFault
 from comfyui_sim.graph import validate_prompt
 from comfyui_sim.hub import WebSocketHub
+from comfyui_sim.model_nodes import model_node_definitions
 from comfyui_sim.nodes import NodeDef, build_registry
 from comfyui_sim.state import SENSITIVE_EXTRA_DATA_KEYS, History, PromptQueue, QueueItem
 
@@ -67,10 +68,17 @@ class Simulator:
         self.settings = settings
         self.folders = folders
         self.registry: dict[str, NodeDef] = build_registry()
+        self.registry.update({node.class_type: node for node in model_node_definitions()})
         self.queue = PromptQueue()
         self.history = History(settings.max_history)
         self.hub = WebSocketHub()
         self.faults = Faults()
+        # Installed model files by folder; survives a restart, as files on disk do.
+        self.models: dict[str, list[str]] = {
+            "checkpoints": list(settings.checkpoints),
+            "loras": list(settings.loras),
+            "vae": list(settings.vae),
+        }
         self.cache = OutputCache()
         self.interrupt = asyncio.Event()
         self.received: deque[dict[str, Any]] = deque(maxlen=RECEIVED_LOG_SIZE)
@@ -225,7 +233,7 @@ class Simulator:
         prompt = data["prompt"]
         raw_id = data.get("prompt_id")
         prompt_id = str(raw_id) if raw_id is not None else str(uuid.uuid4())
-        validation = validate_prompt(prompt, self.registry)
+        validation = validate_prompt(prompt, self.registry, self.models)
         extra_data = data.get("extra_data", {})
         if not isinstance(extra_data, dict):
             raise TypeError("extra_data must be an object")
@@ -238,8 +246,8 @@ class Simulator:
             return Submission(
                 400, {"error": validation.error, "node_errors": validation.node_errors}
             )
+        # ComfyUI 0.3.64 keeps no create_time in extra_data: queue and history items lack it.
         sensitive = {k: extra_data.pop(k) for k in SENSITIVE_EXTRA_DATA_KEYS if k in extra_data}
-        extra_data["create_time"] = now_ms()
         item = QueueItem(
             number=number,
             prompt_id=prompt_id,

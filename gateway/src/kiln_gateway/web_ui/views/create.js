@@ -51,8 +51,8 @@ function readParams(container) {
 }
 
 export function createView(main, ctx) {
-  // Workflows the pipeline cannot run right now (text stages without a chat endpoint) are
-  // not offered: the gateway would refuse them.
+  // Workflows the pipeline cannot run right now (text stages without a chat endpoint, node
+  // classes or model files no backend has) are not offered: the gateway would refuse them.
   const workflows = ctx.workflows.filter((w) => !w.unavailable_reason);
   const heading = h("h1", { tabindex: "-1" }, t("create.title"));
   if (!workflows.length) {
