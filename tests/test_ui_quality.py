@@ -3,8 +3,10 @@ German and English, and not one request that leaves the gateway."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from playwright.sync_api import Page, expect
@@ -125,17 +127,28 @@ def test_ui_keyboard_only_generate(ui: Ui) -> None:
     tab_to("#result a[download]")
 
 
-def test_ui_german_and_english(ui: Ui) -> None:
+@pytest.fixture
+def failing_noise(simulator: httpx.Client) -> Iterator[None]:
+    """The next noise run fails inside ComfyUI (an execution_error), so the page shows a failure."""
+    fault = {"class_type": "ImageAddNoise", "message": "Simulated node failure", "times": 1}
+    assert simulator.post("/sim/faults", json={"node_error": fault}).status_code == 200
+    try:
+        yield
+    finally:
+        simulator.post("/sim/faults", json={"node_error": None})
+
+
+def test_ui_german_and_english(ui: Ui, failing_noise: None) -> None:
     page, _ = ui.open("/", locale="de-DE")
     assert page.evaluate("() => document.documentElement.lang") == "de"
     expect(page.locator("#nav")).to_contain_text("Erstellen")
     expect(page.locator("label.choice", has_text="Rauschbild")).to_contain_text("Bild")
-    page.get_by_label("Bild aus Worten").check()
+    page.get_by_label("Rauschbild").check()
     page.get_by_label("Beschreibe es mit deinen Worten").fill("eine Katze mit Hut")
     page.get_by_role("button", name="Erzeugen").click()
     failure = page.locator("#result .failure")
-    expect(failure).to_contain_text("Das hat nicht geklappt")
-    expect(failure).to_contain_text("kann diese Art von Arbeit nicht ausführen")
+    expect(failure).to_contain_text("Das hat nicht geklappt", timeout=30_000)
+    expect(failure).to_contain_text("Die Maschine hatte beim Erzeugen ein Problem")
     ui.shot(page, "create_failed_de")
 
     page.get_by_role("button", name="EN", exact=True).click()
@@ -152,12 +165,12 @@ def test_ui_german_and_english(ui: Ui) -> None:
     expect(english.locator("#nav")).to_contain_text("Mine")
 
 
-def test_ui_text_contrast(ui: Ui) -> None:
+def test_ui_text_contrast(ui: Ui, failing_noise: None) -> None:
     page, _ = ui.open("/")
-    page.get_by_label("Picture from words").check()
+    page.get_by_label("Noise picture").check()
     page.get_by_label("Describe it in your own words").fill("a cat in a hat")
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#result .failure")).to_be_visible()
+    expect(page.locator("#result .failure")).to_be_visible(timeout=30_000)
     pages: dict[str, Any] = {"create (failed run)": page.evaluate(LOW_CONTRAST_JS)}
     page.goto("/#/mine")
     expect(page.locator("#gallery li.card").first).to_be_visible()
