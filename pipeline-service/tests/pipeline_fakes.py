@@ -93,8 +93,10 @@ class FakeComfy:
         if path == "/queue":
             for prompt_id in json.loads(request.content).get("delete", []):
                 self.deleted.append(prompt_id)
-                if prompt_id in self.queued:
+                # As in ComfyUI: only a prompt still pending is removed, never the running one.
+                if prompt_id in self.queued and prompt_id in self.pending:
                     self.queued.remove(prompt_id)
+                    self.pending.discard(prompt_id)
             return httpx.Response(200)
         if path == "/interrupt":
             prompt_id = json.loads(request.content)["prompt_id"]
