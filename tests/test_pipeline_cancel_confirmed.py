@@ -18,7 +18,13 @@ from typing import Any
 import httpx
 import pytest
 from kiln_devstack.stack import Stack, StackConfig
-from support.kiln_gateway_helpers import SseEvent, SseRead, read_sse
+from support.kiln_gateway_helpers import (
+    RESEARCHER,
+    SseEvent,
+    SseRead,
+    gateway_replica,
+    read_sse,
+)
 from support.kiln_pipeline_testkit import heal, set_faults, start_run, submissions, wait_running
 from support.kiln_polling import eventually, wait_final
 
@@ -243,3 +249,44 @@ def test_a_cancel_of_a_run_waiting_in_the_backlog_is_final_at_once(
     assert wait_final(gw, start_run(gw))["status"] == "completed"
     assert submissions(sim, waiting) == []
     assert wait_final(gw, waiting)["events"] == record["events"]
+
+
+def test_backlog_cancels_racing_two_gateways_and_the_pipeline_end_in_one_true_final_state(
+    gw: httpx.Client, sim: httpx.Client, cancel_stack: Stack
+) -> None:
+    # Quick runs through one slot, each cancelled through two gateway replicas at once while
+    # the pipeline is taking them: whoever claims a run first decides, and the record tells
+    # the truth about what reached the backend.
+    with (
+        gateway_replica(cancel_stack, "gateway-2") as second_url,
+        httpx.Client(base_url=second_url, timeout=10, headers=RESEARCHER) as gw2,
+    ):
+        set_faults(sim, node_delay_seconds=0.1)  # ~0.3 s a run: some run, most wait
+        runs = [start_run(gw) for _ in range(12)]
+        answers: list[int] = []
+
+        def cancel(client: httpx.Client, run_id: str) -> None:
+            answer = client.post(f"/api/runs/{run_id}/cancel", headers=RESEARCHER)
+            answers.append(answer.status_code)
+
+        threads = [
+            threading.Thread(target=cancel, args=(client, run_id))
+            for run_id in runs
+            for client in (gw, gw2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert set(answers) <= {202, 409}, answers
+    for run_id in runs:
+        record = wait_final(gw, run_id)
+        finals = [e for e in record["events"] if e["event"] in ("stored", "failed", "cancelled")]
+        assert len(finals) == 1, record["events"]
+        submitted = [p for p in submissions(sim, run_id) if p["accepted"]]
+        if record["status"] == "cancelled":
+            outcome = finals[0]["detail"]["backend_outcome"]
+            assert (outcome == "never_submitted") == (not submitted), (outcome, submitted)
+        else:
+            assert record["status"] == "completed", record["error"]
+            assert len(submitted) == 1
