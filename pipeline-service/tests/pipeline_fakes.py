@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,7 +44,15 @@ class FakeComfy:
     reject_with: dict[str, Any] | None = None  # POST /prompt answers 400 with this body
     # /object_info entries by class; None: the route is missing (404), as in a bare fake.
     object_info: dict[str, Any] | None = None
+    queue_reads: int = 0
     _submission: asyncio.Event = field(default_factory=asyncio.Event)
+    _request: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Until ``condition`` holds, checked after every request the fake answers."""
+        while not condition():
+            self._request.clear()
+            await self._request.wait()
 
     async def wait_submissions(self, count: int) -> None:
         while len(self.submitted) < count:
@@ -69,6 +78,12 @@ class FakeComfy:
         }
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._handle(request)
+        finally:
+            self._request.set()
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             return httpx.Response(503, text="down")
         path, method = request.url.path, request.method
@@ -87,6 +102,7 @@ class FakeComfy:
         if path == "/prompt":
             return httpx.Response(200, json={"exec_info": {"queue_remaining": len(self.queued)}})
         if path == "/queue" and method == "GET":
+            self.queue_reads += 1
             running = [[0, p, {}, {}, []] for p in self.queued if p not in self.pending]
             pending = [[0, p, {}, {}, []] for p in self.queued if p in self.pending]
             return httpx.Response(200, json={"queue_running": running, "queue_pending": pending})
@@ -176,11 +192,13 @@ class FakeLedger:
     # Runs a cancel claimed while they waited in the backlog.
     claimed_by_cancel: set[str] = field(default_factory=set)
     taken: list[str] = field(default_factory=list)
+    took: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def take(self, run_id: str) -> bool:
         if run_id in self.claimed_by_cancel:
             return False
         self.taken.append(run_id)
+        self.took.set()
         return True
 
     async def requested(self, run_id: str) -> bool:

@@ -343,7 +343,11 @@ class RunDriver:
                     await acquiring
         if acquiring.cancelled():
             return None
-        return acquiring.result()  # a backend, or NoHealthyBackendError at the deadline
+        backend = acquiring.result()  # a backend, or NoHealthyBackendError at the deadline
+        if run.cancel_requested.is_set():  # both at once: the cancel wins, the slot goes back
+            await self.pool.release(backend)
+            return None
+        return backend
 
     async def _run_text_stages(
         self, run_id: str, input_text: str, template: WorkflowTemplate
