@@ -14,6 +14,7 @@ import anyio
 import anyio.from_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from kiln_common.params import ExportIdPath
 from kiln_common.sse import HEARTBEAT, sse_event, sse_response
 from kiln_contracts.api import ServiceInfo
 from kiln_contracts.exports import (
@@ -35,9 +36,8 @@ from pydantic import ValidationError
 
 from kiln_export.build import archive_name, build_export
 from kiln_export.content import select_runs
-from kiln_export.deps import ExportIdDep, StateDep
+from kiln_export.deps import StateDep
 from kiln_export.errors import ExportServiceError
-from kiln_export.jobs import JobNotFoundError
 from kiln_export.state import ExportServiceState
 from kiln_export.targets import S3Target
 
@@ -50,14 +50,7 @@ STREAM_CHUNK = 256 * 1024
 
 
 async def _status(state: ExportServiceState, export_id: str) -> ExportStatus:
-    try:
-        return await anyio.to_thread.run_sync(state.jobs.store.get, export_id)
-    except JobNotFoundError:
-        raise ExportServiceError(
-            ExportErrorCode.EXPORT_NOT_FOUND,
-            f"no export {export_id} (expired exports are removed)",
-            404,
-        ) from None
+    return await anyio.to_thread.run_sync(state.jobs.store.get, export_id)
 
 
 @router.post("/exports", status_code=202, response_model=ExportAccepted)
@@ -211,18 +204,18 @@ async def stream_export(
 
 
 @router.get("/exports/{export_id}", response_model=ExportStatus)
-async def get_export(export_id: ExportIdDep, state: StateDep) -> ExportStatus:
+async def get_export(export_id: ExportIdPath, state: StateDep) -> ExportStatus:
     return await _status(state, export_id)
 
 
 @router.get("/exports/{export_id}/events", response_class=StreamingResponse)
-async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingResponse:
+async def export_events(export_id: ExportIdPath, state: StateDep) -> StreamingResponse:
     """The current status first, then every progress event, until the export is final."""
     # Subscribe before reading the status, so nothing falls between the two.
     subscription = await state.events.subscribe(export_id)
     try:
         current = await _status(state, export_id)
-    except ExportServiceError:
+    except BaseException:
         await subscription.close()
         raise
 
@@ -251,7 +244,7 @@ async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingRes
 
 
 @router.get("/exports/{export_id}/download", response_model=None)
-async def download_export(export_id: ExportIdDep, state: StateDep) -> Response:
+async def download_export(export_id: ExportIdPath, state: StateDep) -> Response:
     status = await _status(state, export_id)
     if status.state is ExportState.FAILED:
         detail = status.error.message if status.error else "the export failed"

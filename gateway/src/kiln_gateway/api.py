@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from kiln_common.errors import ServiceError
+from kiln_common.params import EntityFilenamePath, RunIdPath
 from kiln_common.sse import sse_response
 from kiln_contracts.api import (
     BlockEntityBody,
@@ -28,7 +29,7 @@ from kiln_contracts.workflows import WorkflowSummary
 from pydantic import JsonValue
 
 from kiln_gateway.auth import Caller, CallerDep, ResearcherDep
-from kiln_gateway.deps import FilenameDep, RunIdDep, StateDep
+from kiln_gateway.deps import StateDep
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.events import RunEventStream
 from kiln_gateway.models import CreateRunRequest, RunAccepted, SystemReport, WhoAmI
@@ -204,12 +205,12 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord, tags=["runs"])
-async def get_run(run_id: RunIdDep, state: StateDep, caller: CallerDep) -> RunRecord:
+async def get_run(run_id: RunIdPath, state: StateDep, caller: CallerDep) -> RunRecord:
     return await _visible_record(state, caller, run_id)
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunAccepted, tags=["runs"])
-async def cancel_run(run_id: RunIdDep, state: StateDep, caller: CallerDep) -> RunAccepted:
+async def cancel_run(run_id: RunIdPath, state: StateDep, caller: CallerDep) -> RunAccepted:
     """Ask the pipeline to stop the run; it ends ``cancelled`` unless it finishes first."""
     await _visible_record(state, caller, run_id)
     return await state.creator.cancel(run_id)
@@ -234,7 +235,7 @@ async def cancel_run(run_id: RunIdDep, state: StateDep, caller: CallerDep) -> Ru
     },
 )
 async def run_events(
-    run_id: RunIdDep,
+    run_id: RunIdPath,
     state: StateDep,
     caller: CallerDep,
     last_event_id: Annotated[
@@ -272,7 +273,11 @@ async def run_events(
     responses=_MEDIA_RESPONSES,
 )
 async def get_file(
-    run_id: RunIdDep, filename: FilenameDep, request: Request, state: StateDep, caller: CallerDep
+    run_id: RunIdPath,
+    filename: EntityFilenamePath,
+    request: Request,
+    state: StateDep,
+    caller: CallerDep,
 ) -> Response:
     """The stored bytes of one entity, straight from the storage root (never from ComfyUI)."""
     await _check_may_see(state, caller, run_id)
@@ -283,7 +288,7 @@ async def get_file(
     "/media/{kind}/{run_id}", response_class=Response, tags=["media"], responses=_MEDIA_RESPONSES
 )
 async def get_newest_media(
-    kind: MediaKind, run_id: RunIdDep, request: Request, state: StateDep, caller: CallerDep
+    kind: MediaKind, run_id: RunIdPath, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:
     """The run's newest output of a kind (the replaced system's URLs)."""
     await _check_may_see(state, caller, run_id)
@@ -298,7 +303,7 @@ async def get_newest_media(
 )
 async def get_media(
     kind: MediaKind,
-    run_id: RunIdDep,
+    run_id: RunIdPath,
     index: Annotated[int, PathParam(ge=0, le=9999, description="0 is the first output")],
     request: Request,
     state: StateDep,
@@ -315,8 +320,8 @@ async def get_media(
     responses={200: {"description": "The entity is blocked.", "model": dict[str, JsonValue]}},
 )
 async def block_entity(
-    run_id: RunIdDep,
-    filename: FilenameDep,
+    run_id: RunIdPath,
+    filename: EntityFilenamePath,
     body: BlockEntityBody,
     state: StateDep,
     _: ResearcherDep,
@@ -332,7 +337,7 @@ async def block_entity(
     responses={200: {"description": "The entity is served again.", "model": dict[str, JsonValue]}},
 )
 async def unblock_entity(
-    run_id: RunIdDep, filename: FilenameDep, state: StateDep, _: ResearcherDep
+    run_id: RunIdPath, filename: EntityFilenamePath, state: StateDep, _: ResearcherDep
 ) -> Response:
     """Researcher only: lift a block."""
     return _relay(await state.media.request("DELETE", f"/runs/{run_id}/entities/{filename}/block"))
@@ -346,7 +351,7 @@ async def unblock_entity(
         204: {"description": "Deleted."},
     },
 )
-async def delete_run(run_id: RunIdDep, state: StateDep, _: ResearcherDep) -> Response:
+async def delete_run(run_id: RunIdPath, state: StateDep, _: ResearcherDep) -> Response:
     """Researcher only: delete one run and its folder (recorded in the audit log)."""
     return _relay(await state.media.request("DELETE", f"/runs/{run_id}"))
 

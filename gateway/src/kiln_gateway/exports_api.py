@@ -8,23 +8,16 @@ travel unchanged.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from kiln_common.params import ExportIdPath
 from kiln_contracts.errors import ErrorBody
-from kiln_contracts.exports import (
-    ExportAccepted,
-    ExportErrorCode,
-    ExportRequest,
-    ExportStatus,
-    InvalidExportIdError,
-    parse_export_id,
-)
+from kiln_contracts.exports import ExportAccepted, ExportRequest, ExportStatus
 
 from kiln_gateway.auth import require_researcher
 from kiln_gateway.deps import StateDep
-from kiln_gateway.errors import GatewayError
 from kiln_gateway.upstream import Upstream
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -51,16 +44,6 @@ _FORWARD_RESPONSE_HEADERS = (
     "x-kiln-export-id",
     "x-kiln-runs",
 )
-
-
-def valid_export_id(export_id: Annotated[str, Path(description="Export id (UUIDv7)")]) -> str:
-    try:
-        return parse_export_id(export_id)
-    except InvalidExportIdError as exc:
-        raise GatewayError(ExportErrorCode.INVALID_EXPORT_ID, str(exc), 400) from None
-
-
-ExportIdDep = Annotated[str, Depends(valid_export_id)]
 
 
 async def _pass_through(upstream: Upstream, path: str, request: Request) -> Response:
@@ -102,7 +85,7 @@ async def stream_export(request: Request, state: StateDep) -> Response:
 
 
 @router.get("/{export_id}", response_model=ExportStatus)
-async def get_export(export_id: ExportIdDep, state: StateDep) -> Any:
+async def get_export(export_id: ExportIdPath, state: StateDep) -> Any:
     return await state.export.get_json(f"/exports/{export_id}")
 
 
@@ -111,7 +94,7 @@ async def get_export(export_id: ExportIdDep, state: StateDep) -> Any:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def export_events(export_id: ExportIdDep, request: Request, state: StateDep) -> Response:
+async def export_events(export_id: ExportIdPath, request: Request, state: StateDep) -> Response:
     """Server-sent events: the status first, then progress, ending after completed or failed."""
     return await _pass_through(state.export, f"/exports/{export_id}/events", request)
 
@@ -121,6 +104,6 @@ async def export_events(export_id: ExportIdDep, request: Request, state: StateDe
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}, 206: {}, 307: {}},
 )
-async def download_export(export_id: ExportIdDep, request: Request, state: StateDep) -> Response:
+async def download_export(export_id: ExportIdPath, request: Request, state: StateDep) -> Response:
     """The archive, with Range; for an S3 export, a redirect to its presigned URL."""
     return await _pass_through(state.export, f"/exports/{export_id}/download", request)

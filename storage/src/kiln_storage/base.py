@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -14,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.layout import entity_filename
 from kiln_contracts.records import (
     BlockInfo,
@@ -27,26 +29,54 @@ from kiln_contracts.records import (
 
 CHUNK_SIZE = 256 * 1024
 
+logger = logging.getLogger("kiln.storage")
 
-class StorageError(Exception):
-    """Base for storage failures the caller must report."""
+
+class StorageError(MappedError):
+    """Base for storage failures the caller must report. Each kind carries its HTTP answer;
+    one that is none of the kinds below is the storage failing (500, logged)."""
+
+    code = ErrorCode.STORAGE_FAILED
 
 
 class RunNotFoundError(StorageError):
+    code = ErrorCode.RUN_NOT_FOUND
+    status_code = 404
+
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run {run_id} on this storage root")
         self.run_id = run_id
 
 
 class RunExistsError(StorageError):
+    code = ErrorCode.RUN_EXISTS
+    status_code = 409
+
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id} exists already")
         self.run_id = run_id
 
 
 class EntityNotFoundError(StorageError):
+    code = ErrorCode.FILE_NOT_FOUND
+    status_code = 404
+
     def __init__(self, run_id: str, filename: str) -> None:
         super().__init__(f"run {run_id} has no file {filename}")
+        self.run_id = run_id
+        self.filename = filename
+
+
+class EntityMissingError(StorageError):
+    """An entity the record lists whose bytes are gone: a 404 for the caller, and an error in
+    the log where it is found (the store must never lose files silently)."""
+
+    code = ErrorCode.FILE_NOT_FOUND
+    status_code = 404
+
+    def __init__(self, run_id: str, filename: str, where: str) -> None:
+        super().__init__(f"{filename} is listed for run {run_id} but missing {where}")
+        logger.error("%s", self, extra={"run_id": run_id})
         self.run_id = run_id
         self.filename = filename
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 
 from kiln_storage.base import RunNotFoundError, RunStorage
@@ -42,8 +43,11 @@ _CURSOR_PREFIX = "v1:"
 logger = logging.getLogger("kiln.storage.index")
 
 
-class InvalidCursorError(ValueError):
+class InvalidCursorError(MappedError, ValueError):
     """A ``cursor`` that this index did not hand out."""
+
+    code = ErrorCode.INVALID_CURSOR
+    status_code = 400
 
 
 @dataclass(frozen=True)

@@ -37,31 +37,19 @@ from kiln_contracts.records import (
 
 from kiln_storage.base import (
     CHUNK_SIZE,
+    EntityMissingError,
     EntityNotFoundError,
     RunExistsError,
     RunNotFoundError,
     StagedFile,
     StagedWrites,
     StagingWriter,
-    StorageError,
     deletion_entry,
     dump_record,
     new_entity,
     new_record,
     with_block,
 )
-
-# Errors and staging live in base (shared by every backend); re-exported for existing callers.
-__all__ = [
-    "EntityNotFoundError",
-    "RunExistsError",
-    "RunNotFoundError",
-    "RunStore",
-    "StagedFile",
-    "StagingWriter",
-    "StorageError",
-    "write_atomic",
-]
 
 logger = logging.getLogger("kiln.storage")
 
@@ -390,5 +378,5 @@ class RunStore(StagedWrites):
         entity = self.entity(run_id, filename)
         path = self.run_dir(run_id) / entity.filename
         if not path.is_file():
-            raise StorageError(f"{filename} is listed for run {run_id} but missing on disk")
+            raise EntityMissingError(run_id, filename, "on disk")
         return path, entity

@@ -37,6 +37,7 @@ from kiln_contracts.records import Entity, RunRecord, RunRequest, utc_now
 
 from kiln_storage.base import (
     CHUNK_SIZE,
+    EntityMissingError,
     EntityNotFoundError,
     RunExistsError,
     RunNotFoundError,
@@ -368,9 +369,7 @@ class S3RunStore(StagedWrites):
             )
         except ClientError as exc:
             if _missing(exc):
-                raise StorageError(
-                    f"{filename} is listed for run {run_id} but missing on S3"
-                ) from None
+                raise EntityMissingError(run_id, filename, "on S3") from None
             raise
         yield from response["Body"].iter_chunks(CHUNK_SIZE)
 
