@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import nats.errors
+import nats.js.errors
 import pytest
 from gateway_fakes import Allow, FakeKeyValue, FakeRunQueue, FakeRunRecords, FakeWorkflows
 from kiln_contracts.errors import ErrorCode
@@ -250,3 +252,51 @@ async def test_cancel_of_an_unknown_run_is_a_404(parts: Parts) -> None:
     with pytest.raises(GatewayError) as raised:
         await parts.creator.cancel(new_run_id())
     assert raised.value.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [
+        nats.errors.TimeoutError(),
+        nats.errors.ConnectionClosedError(),
+        nats.errors.NoServersError(),
+        nats.js.errors.ServiceUnavailableError(),
+        ConnectionResetError("reset by peer"),
+    ],
+)
+async def test_every_kind_of_nats_outage_is_a_503_with_the_run_failed(
+    parts: Parts, outage: Exception
+) -> None:
+    parts.queue.error = outage
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN)
+    assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
+    [(_, failure)] = parts.records.failures
+    assert failure.code is ErrorCode.QUEUE_UNAVAILABLE
+
+
+async def test_a_bug_while_queueing_is_no_outage_but_the_run_is_still_failed(
+    parts: Parts,
+) -> None:
+    parts.queue.error = TypeError("a programming error")
+    with pytest.raises(TypeError):  # the handler answers a logged 500, not 503 "unavailable"
+        await parts.creator.create(BODY, ORIGIN)
+    [run_id] = parts.records.creates
+    [(failed_id, failure)] = parts.records.failures  # nothing waits forever for the queue
+    assert failed_id == run_id
+    assert failure.code is ErrorCode.INTERNAL
+    assert "TypeError" in failure.message
+
+
+async def test_a_bug_in_the_idempotency_store_is_no_outage(parts: Parts) -> None:
+    parts.kv.error = TypeError("a programming error")
+    with pytest.raises(TypeError):
+        await parts.creator.create(BODY, ORIGIN, "retry-1")
+    assert parts.records.creates == []
+
+
+async def test_a_bug_sending_a_cancel_is_no_outage(parts: Parts) -> None:
+    accepted = await parts.creator.create(BODY, ORIGIN)
+    parts.queue.error = TypeError("a programming error")
+    with pytest.raises(TypeError):
+        await parts.creator.cancel(accepted.run_id)

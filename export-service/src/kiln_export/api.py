@@ -14,9 +14,11 @@ import anyio
 import anyio.from_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from kiln_common.nats import NATS_ERRORS
 from kiln_common.params import ExportIdPath
 from kiln_common.sse import HEARTBEAT, sse_event, sse_response
 from kiln_contracts.api import ServiceInfo
+from kiln_contracts.errors import ErrorCode
 from kiln_contracts.exports import (
     ExportAccepted,
     ExportCompleted,
@@ -64,12 +66,17 @@ async def create_export(body: ExportRequest, state: StateDep) -> ExportAccepted:
     await anyio.to_thread.run_sync(state.jobs.store.save, status)
     try:
         await state.jobs.publish(ExportRequested(export_id=export_id, request=body))
-    except Exception as exc:
-        logger.exception("could not queue export %s", export_id)
+    except NATS_ERRORS as exc:
+        logger.error("could not queue export %s: %r", export_id, exc)
         await anyio.to_thread.run_sync(state.jobs.store.delete, export_id)
         raise ExportServiceError(
-            "queue_unavailable", f"could not queue the export: {type(exc).__name__}", 503
+            ErrorCode.QUEUE_UNAVAILABLE, f"could not queue the export: {type(exc).__name__}", 503
         ) from None
+    except Exception:
+        # A bug, not an outage (a logged 500); no job record is left waiting for a message
+        # that was never sent.
+        await anyio.to_thread.run_sync(state.jobs.store.delete, export_id)
+        raise
     logger.info("export %s queued", export_id, extra={"export_id": export_id})
     return ExportAccepted(
         export_id=export_id,

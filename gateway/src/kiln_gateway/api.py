@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from kiln_common.errors import ServiceError
+from kiln_common.nats import NATS_ERRORS
 from kiln_common.params import EntityFilenamePath, RunIdPath
 from kiln_common.sse import sse_response
 from kiln_contracts.api import (
@@ -256,9 +257,7 @@ async def run_events(
     )
     try:
         await stream.open(resume_after, lambda: _visible_record(state, caller, run_id))
-    except GatewayError:
-        raise
-    except Exception as exc:
+    except NATS_ERRORS as exc:
         logger.error("could not subscribe to the run's events: %s", exc)
         raise GatewayError(
             ErrorCode.QUEUE_UNAVAILABLE, "live events are unavailable right now; try again", 503

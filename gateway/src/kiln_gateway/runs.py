@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kiln_common.logging import run_context
 from kiln_common.metrics import RUNS_BY_STATE
+from kiln_common.nats import NATS_ERRORS
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
@@ -70,9 +71,7 @@ class RunCreator:
         hashed = body_hash(body.model_dump(mode="json"))
         try:
             claim = await self.idempotency.claim(key, hashed, new_run_id(), request)
-        except GatewayError:
-            raise
-        except Exception as exc:
+        except NATS_ERRORS as exc:
             logger.error("idempotency store unavailable: %s", exc)
             raise GatewayError(
                 ErrorCode.QUEUE_UNAVAILABLE,
@@ -159,7 +158,7 @@ class RunCreator:
             logger.info("run created for workflow %s", request.workflow)
             try:
                 await self.queue.enqueue(RunRequested(run_id=run_id, request=request))
-            except Exception as exc:
+            except NATS_ERRORS as exc:
                 logger.error("queueing failed: %s", exc)
                 await self._record_failure(
                     run_id,
@@ -171,6 +170,13 @@ class RunCreator:
                     f"the run {run_id} could not be queued and is recorded as failed; try again",
                     503,
                 ) from exc
+            except Exception as exc:
+                # A bug, not an outage: the client hears a logged 500, and the run is still
+                # recorded failed, so it never waits for a queue message that was not sent.
+                await self._record_failure(
+                    run_id, ErrorCode.INTERNAL, f"could not queue the run: {type(exc).__name__}"
+                )
+                raise
             logger.info("run queued")
         RUNS_BY_STATE.labels(RunStatus.QUEUED.value).inc()
         return RunAccepted(
@@ -186,7 +192,7 @@ class RunCreator:
                 )
             try:
                 await self.queue.request_cancel(RunCancel(run_id=run_id))
-            except Exception as exc:
+            except NATS_ERRORS as exc:
                 logger.error("could not publish the cancel request: %s", exc)
                 raise GatewayError(
                     ErrorCode.QUEUE_UNAVAILABLE,
