@@ -9,6 +9,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 from gateway_fakes import Allow, FakeKeyValue, FakeRunQueue, FakeRunRecords, FakeWorkflows
+from kiln_common.proxy import UpstreamError
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunStatus, SafetyLevel, Stage
@@ -97,10 +98,10 @@ async def test_an_invalid_request_creates_and_queues_nothing(
 
 
 async def test_media_unavailable_queues_nothing_and_passes_the_status_on(parts: Parts) -> None:
-    parts.records.create_error = GatewayError(
+    parts.records.create_error = UpstreamError(
         ErrorCode.UPSTREAM_UNAVAILABLE, "media-service is unavailable", 503
     )
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(UpstreamError) as raised:
         await parts.creator.create(BODY, ORIGIN)
     assert (raised.value.code, raised.value.status_code) == ("upstream_unavailable", 503)
     assert parts.queue.requested == []
@@ -110,10 +111,10 @@ async def test_media_unavailable_queues_nothing_and_passes_the_status_on(parts: 
 async def test_media_timing_out_marks_the_run_failed_in_case_it_was_created(
     parts: Parts,
 ) -> None:
-    parts.records.create_error = GatewayError(
+    parts.records.create_error = UpstreamError(
         ErrorCode.UPSTREAM_TIMEOUT, "media-service did not answer in time", 504
     )
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(UpstreamError) as raised:
         await parts.creator.create(BODY, ORIGIN)
     assert raised.value.status_code == 504
     assert parts.queue.requested == []
@@ -143,7 +144,7 @@ async def test_a_queue_failure_still_answers_503_when_the_failure_cannot_be_reco
     parts: Parts,
 ) -> None:
     parts.queue.error = TimeoutError("nats: timeout")
-    parts.records.fail_error = GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, "down", 503)
+    parts.records.fail_error = UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, "down", 503)
     with pytest.raises(GatewayError) as raised:
         await parts.creator.create(BODY, ORIGIN)
     assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
@@ -249,7 +250,7 @@ async def test_cancel_that_cannot_be_sent_is_a_503(parts: Parts) -> None:
 
 
 async def test_cancel_of_an_unknown_run_is_a_404(parts: Parts) -> None:
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(UpstreamError) as raised:
         await parts.creator.cancel(new_run_id())
     assert raised.value.status_code == 404
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from kiln_common.logging import run_context
 from kiln_common.metrics import RUNS_BY_STATE
 from kiln_common.nats import NATS_ERRORS
+from kiln_common.proxy import UpstreamError
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
@@ -141,7 +142,7 @@ class RunCreator:
         with run_context(run_id):
             try:
                 record = await self.records.create(run_id, request)
-            except GatewayError as exc:
+            except UpstreamError as exc:
                 if exc.status_code == 504:
                     # media-service may still create the run after we gave up: make sure that
                     # run is then already failed instead of queued forever (best effort).
@@ -208,5 +209,5 @@ class RunCreator:
         failure = RunError(stage=Stage.GATEWAY, code=code, message=message, retryable=True)
         try:
             await self.records.fail(run_id, failure)
-        except GatewayError as exc:
+        except UpstreamError as exc:
             logger.error("could not record the failure (%s) on the run either: %s", code, exc)
