@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.layout import entity_filename
@@ -214,29 +214,42 @@ def deletion_entry(
     }
 
 
-class RunStorage(Protocol):
-    """What a storage root offers, on a local volume (``local.RunStore``) or on S3
-    (``s3.S3RunStore``). Readers (export-service) need only the reading half."""
+class RunStorage(ABC):
+    """The one storage interface: what a storage root offers, on a local volume
+    (``local.RunStore``) or on S3 (``s3.S3RunStore``), and what both do the same way on top of
+    their own staging and commit (``stage_stream``, ``discard``, ``add_bytes``). Readers
+    (export-service) need only the reading half."""
 
     listeners: list[Callable[[str], None]]
 
     # reading
+    @abstractmethod
     def ensure_storage_id(self) -> str: ...
+    @abstractmethod
     def read_storage_id(self) -> str: ...
+    @abstractmethod
     def read(self, run_id: str) -> RunRecord: ...
+    @abstractmethod
     def read_raw(self, run_id: str) -> tuple[bytes, str]: ...
+    @abstractmethod
     def scan_versions(self, first_day: str | None = None) -> Iterator[tuple[str, str]]: ...
+    @abstractmethod
     def iter_run_ids(self) -> Iterator[str]: ...
+    @abstractmethod
     def entity(self, run_id: str, filename: str) -> Entity: ...
+    @abstractmethod
     def iter_entity(self, run_id: str, filename: str) -> Iterator[bytes]: ...
+    @abstractmethod
     def read_audit(self) -> list[dict[str, Any]]: ...
 
     # writing (media-service only)
+    @abstractmethod
     def create_run(self, run_id: str, request: RunRequest) -> RunRecord: ...
+    @abstractmethod
     def update(self, run_id: str, change: Callable[[RunRecord], RunRecord | None]) -> RunRecord: ...
+    @abstractmethod
     def open_staging(self, run_id: str) -> StagingWriter: ...
-    def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile: ...
-    def discard(self, staged: StagedFile) -> None: ...
+    @abstractmethod
     def commit_entity(
         self,
         run_id: str,
@@ -248,39 +261,12 @@ class RunStorage(Protocol):
         change: Callable[[RunRecord, Entity], RunRecord] | None = None,
         existing: Callable[[RunRecord], Entity | None] | None = None,
     ) -> Entity: ...
-    def add_bytes(
-        self,
-        run_id: str,
-        data: bytes,
-        entity_type: str,
-        ext: str,
-        mime: str,
-        meta: dict[str, Any],
-        existing: Callable[[RunRecord], Entity | None] | None = None,
-    ) -> Entity: ...
+    @abstractmethod
     def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity: ...
+    @abstractmethod
     def delete_run(self, run_id: str, reason: str, actor: str, detail: dict[str, Any]) -> bool: ...
+    @abstractmethod
     def append_audit(self, entry: dict[str, Any]) -> None: ...
-
-
-class StagedWrites(ABC):
-    """What every backend does the same way on top of its own staging and commit."""
-
-    @abstractmethod
-    def open_staging(self, run_id: str) -> StagingWriter: ...
-
-    @abstractmethod
-    def commit_entity(
-        self,
-        run_id: str,
-        staged: StagedFile,
-        entity_type: str,
-        ext: str,
-        mime: str,
-        meta: dict[str, Any],
-        change: Callable[[RunRecord, Entity], RunRecord] | None = None,
-        existing: Callable[[RunRecord], Entity | None] | None = None,
-    ) -> Entity: ...
 
     def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile:
         writer = self.open_staging(run_id)

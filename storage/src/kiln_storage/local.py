@@ -41,8 +41,8 @@ from kiln_storage.base import (
     EntityNotFoundError,
     RunExistsError,
     RunNotFoundError,
+    RunStorage,
     StagedFile,
-    StagedWrites,
     StagingWriter,
     deletion_entry,
     dump_record,
@@ -84,7 +84,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-class RunStore(StagedWrites):
+class RunStore(RunStorage):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._thread_locks: dict[str, threading.Lock] = {}
