@@ -10,7 +10,6 @@ from kiln_contracts.ids import parse_run_id, run_date
 
 STORAGE_ID_FILE = "storage-id"
 RUNS_DIR = "runs"
-EXPORTS_DIR = "exports"
 METADATA_FILE = "metadata.json"
 LOCK_FILE = ".lock"
 

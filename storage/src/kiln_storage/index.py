@@ -228,11 +228,3 @@ class RunIndex:
         args.append(limit)
         with self._lock:
             return [(row[0], row[1]) for row in self._db.execute(sql, args).fetchall()]
-
-    def run_ids_before(self, instant: datetime) -> list[str]:
-        """Every indexed run created before ``instant`` (for retention)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT run_id FROM runs WHERE run_id < ? ORDER BY run_id", (run_id_bound(instant),)
-            ).fetchall()
-        return [row[0] for row in rows]

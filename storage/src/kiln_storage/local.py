@@ -309,9 +309,6 @@ class RunStore(RunStorage):
                     continue
                 yield entry.name, _version(stat)
 
-    def metadata_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / METADATA_FILE
-
     def iter_entity(self, run_id: str, filename: str) -> Iterator[bytes]:
         """An entity's bytes in chunks (never whole in memory)."""
         path, _ = self.entity_path(run_id, filename)
