@@ -10,7 +10,7 @@ import nats.js.errors
 import pytest
 from gateway_fakes import Allow, FakeKeyValue, FakeRunQueue, FakeRunRecords, FakeWorkflows
 from kiln_common.proxy import UpstreamError
-from kiln_contracts.errors import ErrorCode
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunStatus, SafetyLevel, Stage
 from kiln_gateway.errors import GatewayError, GatewayErrorCode
@@ -90,7 +90,7 @@ async def test_a_run_is_recorded_then_queued_with_the_sessions_safety_level(part
 async def test_an_invalid_request_creates_and_queues_nothing(
     parts: Parts, body: CreateRunRequest, code: ErrorCode
 ) -> None:
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(MappedError) as raised:  # each answers with its own code and status
         await parts.creator.create(body, ORIGIN)
     assert (raised.value.code, raised.value.status_code) == (code.value, 422)
     assert parts.records.creates == []

@@ -11,10 +11,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
-from kiln_common.errors import ServiceError
 from kiln_common.nats import NATS_ERRORS
 from kiln_common.params import EntityFilenamePath, RunIdPath
-from kiln_common.proxy import pass_through, relay
+from kiln_common.proxy import UpstreamError, pass_through, relay
 from kiln_common.sse import sse_response
 from kiln_contracts.api import (
     BlockEntityBody,
@@ -369,7 +368,7 @@ async def system(state: StateDep) -> SystemReport:
         try:
             info = ServiceInfo.model_validate(await call("/system"))
             return info.model_dump(mode="json")
-        except ServiceError as exc:
+        except UpstreamError as exc:
             return {"service": name, "error": exc.code, "detail": exc.detail}
 
     services += await asyncio.gather(

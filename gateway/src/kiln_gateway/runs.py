@@ -17,7 +17,7 @@ from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunError, RunRequest, RunStatus, SafetyLevel, Stage
-from kiln_contracts.workflows import InvalidParamsError, resolve_params
+from kiln_contracts.workflows import resolve_params
 
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.idempotency import IdempotencyStore, body_hash
@@ -120,10 +120,7 @@ class RunCreator:
             raise GatewayError(
                 ErrorCode.INVALID_REQUEST, "input_text contains a NUL character", 422
             )
-        try:
-            params = resolve_params(manifest, body.params)
-        except InvalidParamsError as exc:
-            raise GatewayError(ErrorCode.INVALID_PARAMS, str(exc), 422) from None
+        params = resolve_params(manifest, body.params)  # InvalidParamsError: a 422 of its own
         return RunRequest(
             workflow=manifest.name,
             input_text=body.input_text,
