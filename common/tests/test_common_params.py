@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kiln_common.errors import install_error_handlers
-from kiln_common.params import EntityFilenamePath, ExportIdPath, RunIdPath
+from kiln_common.params import EntityFilenamePath, ExportIdPath, RunIdPath, SessionIdPath
 from kiln_contracts.ids import new_run_id
 
 
@@ -21,6 +21,10 @@ def params_app() -> FastAPI:
     @app.get("/exports/{export_id}")
     async def export(export_id: ExportIdPath) -> dict[str, str]:
         return {"export_id": export_id}
+
+    @app.get("/sessions/{session_id}")
+    async def session(session_id: SessionIdPath) -> dict[str, str]:
+        return {"session_id": session_id}
 
     return app
 
@@ -50,3 +54,14 @@ def test_a_malformed_path_parameter_is_a_400_json_error(path: str, code: str) ->
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"] == code
+
+
+@pytest.mark.parametrize(
+    "session_id", ["not-a-uuid", "5B8F0A8E-1F0E-4C55-9D1A-3C2B1A0F9E8D", "x" * 40]
+)
+def test_a_malformed_session_id_is_a_422_json_error(session_id: str) -> None:
+    response = client.get(f"/sessions/{session_id}")
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+    good = "5b8f0a8e-1f0e-4c55-9d1a-3c2b1a0f9e8d"
+    assert client.get(f"/sessions/{good}").json() == {"session_id": good}

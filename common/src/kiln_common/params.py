@@ -2,8 +2,9 @@
 
 A malformed id or name is refused before anything touches disk, NATS or another service: the
 parse functions raise MappedErrors (400 with ``invalid_run_id``, ``invalid_filename`` or
-``invalid_export_id``), answered by the one handler in kiln_common.errors. A route names the
-type, never checks by hand: ``async def get_run(run_id: RunIdPath) -> …``.
+``invalid_export_id``), answered by the one handler in kiln_common.errors; a malformed session
+id fails its pattern (422 ``invalid_request``). A route names the type, never checks by hand:
+``async def get_run(run_id: RunIdPath) -> …``.
 """
 
 from __future__ import annotations
@@ -33,3 +34,8 @@ def _export_id(export_id: Annotated[str, Path(description="Export id (UUIDv7)")]
 RunIdPath = Annotated[str, Depends(_run_id)]
 EntityFilenamePath = Annotated[str, Depends(_entity_filename)]
 ExportIdPath = Annotated[str, Depends(_export_id)]
+
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+SessionIdPath = Annotated[
+    str, Path(pattern=_UUID, max_length=36, description="The session's id (a UUID).")
+]
