@@ -7,15 +7,14 @@ from pathlib import Path
 
 import nats.errors
 import pytest
+from export_runs import volume_jobs
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kiln_common.errors import install_error_handlers
 from kiln_contracts.exports import ExportMessage, new_export_id
 from kiln_export.api import router
 from kiln_export.config import ExportSettings
-from kiln_export.jobs import ARCHIVES_DIR, ExportJobs, JobStore
 from kiln_export.state import ExportServiceState
-from kiln_export.targets import VolumeTarget
 
 
 class Publish:
@@ -35,13 +34,7 @@ def publish() -> Publish:
 @pytest.fixture
 def client(tmp_path: Path, publish: Publish) -> TestClient:
     settings = ExportSettings(storage_root=tmp_path / "storage", export_root=tmp_path / "exports")
-    jobs = ExportJobs(
-        settings,
-        JobStore(settings.export_root),
-        VolumeTarget(settings.export_root / ARCHIVES_DIR),
-        None,
-        publish,
-    )
+    jobs = volume_jobs(settings, publish)
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
