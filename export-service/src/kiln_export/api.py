@@ -111,7 +111,9 @@ def _stream_filter(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "filter"
-        raise ExportServiceError("invalid_request", f"{where}: {first['msg']}", 422) from None
+        raise ExportServiceError(
+            ErrorCode.INVALID_REQUEST, f"{where}: {first['msg']}", 422
+        ) from None
 
 
 @router.get("/exports/stream", response_class=StreamingResponse)
