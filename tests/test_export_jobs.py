@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunRecord, RunRequest, RunStatus
@@ -21,6 +19,7 @@ from kiln_devstack.processes import ManagedProcess, free_port, wait_until
 from kiln_devstack.stack import Stack, StackConfig
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from kiln_storage.local import RunStore
+from kiln_storage.s3 import s3_client as kiln_s3_client
 from support.export_checks import check_rows_against_runs, open_bag
 from support.kiln_polling import eventually, wait_final
 
@@ -86,14 +85,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return kiln_s3_client(endpoint, region="us-east-1", access_key=S3_KEY, secret_key=S3_SECRET)
 
 
 def _create_bucket(client: Any) -> bool:

@@ -7,6 +7,14 @@ from fastapi.testclient import TestClient
 from kiln_common.errors import ServiceError, install_error_handlers
 from kiln_common.http import install_request_context
 from kiln_common.metrics import install_metrics
+from kiln_contracts.errors import MappedError
+
+
+class GoneError(MappedError):
+    """A domain error that knows its answer; no route translates it."""
+
+    code = "widget_gone"
+    status_code = 410
 
 
 def app_with_failures() -> FastAPI:
@@ -22,6 +30,10 @@ def app_with_failures() -> FastAPI:
     @app.get("/busy")
     async def busy() -> None:
         raise ServiceError("queue_full", "too many", 429, headers={"Retry-After": "5"})
+
+    @app.get("/gone")
+    async def gone() -> None:
+        raise GoneError("the widget went away")
 
     @app.get("/items/{number}")
     async def item(number: int) -> dict[str, int]:
@@ -71,3 +83,9 @@ def test_metrics_label_routes_by_template() -> None:
     assert float(line.rsplit(" ", 1)[1]) >= 2
     assert 'route="/items/42"' not in text
     assert 'route="/bug",service="test-service",status="500"' in text
+
+
+def test_a_mapped_error_answers_with_its_own_code_and_status() -> None:
+    response = TestClient(app_with_failures()).get("/gone")
+    assert response.status_code == 410
+    assert response.json() == {"error": "widget_gone", "detail": "the widget went away"}

@@ -1,4 +1,5 @@
-"""Run folders for export tests, made the way media-service makes them (kiln_storage.local)."""
+"""Run folders for export tests, made the way media-service makes them (kiln_storage.local),
+and the job runner on a real export volume."""
 
 from __future__ import annotations
 
@@ -13,7 +14,22 @@ from kiln_contracts.records import (
     RunRequest,
     RunStatus,
 )
+from kiln_export.config import ExportSettings
+from kiln_export.jobs import ARCHIVES_DIR, ExportJobs, JobStore
+from kiln_export.ports import Publish
+from kiln_export.targets import VolumeTarget
 from kiln_storage.local import RunStore
+
+
+def volume_jobs(settings: ExportSettings, publish: Publish) -> ExportJobs:
+    """The job runner with archives on the export volume (no S3 target)."""
+    return ExportJobs(
+        settings,
+        JobStore(settings.export_root),
+        VolumeTarget(settings.export_root / ARCHIVES_DIR),
+        None,
+        publish,
+    )
 
 
 def make_run(

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from export_runs import make_run, output_entities
+from export_runs import make_run, output_entities, volume_jobs
 from kiln_contracts.exports import (
     ExportCompleted,
     ExportFailed,
@@ -20,8 +20,7 @@ from kiln_contracts.exports import (
     new_export_id,
 )
 from kiln_export.config import ExportSettings
-from kiln_export.jobs import ARCHIVES_DIR, ExportJobs, JobNotFoundError, JobStore
-from kiln_export.targets import VolumeTarget
+from kiln_export.jobs import ExportJobs, JobNotFoundError
 from kiln_storage.local import RunStore
 
 
@@ -42,13 +41,7 @@ def runner(tmp_path: Path, store: RunStore, **overrides: object) -> tuple[Export
         storage_root=store.root, export_root=tmp_path / "exports", **overrides
     )
     published = Published()
-    jobs = ExportJobs(
-        settings,
-        JobStore(settings.export_root),
-        VolumeTarget(settings.export_root / ARCHIVES_DIR),
-        None,
-        published,
-    )
+    jobs = volume_jobs(settings, published)
     return jobs, published
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kiln_common.proxy import UpstreamError
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.records import RunError, RunHistoryEntry, RunRecord, RunRequest, RunStatus
 from kiln_contracts.workflows import MediaKind, ParamSpec, WorkflowManifest
-from kiln_gateway.errors import GatewayError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 NOISE = WorkflowManifest(
@@ -37,8 +37,8 @@ class FakeRunRecords:
     records: dict[str, RunRecord] = field(default_factory=dict)
     creates: list[str] = field(default_factory=list)
     failures: list[tuple[str, RunError]] = field(default_factory=list)
-    create_error: GatewayError | None = None
-    fail_error: GatewayError | None = None
+    create_error: UpstreamError | None = None
+    fail_error: UpstreamError | None = None
 
     async def create(self, run_id: str, request: RunRequest) -> RunRecord:
         self.creates.append(run_id)
@@ -60,7 +60,7 @@ class FakeRunRecords:
         try:
             return self.records[run_id]
         except KeyError:
-            raise GatewayError(ErrorCode.RUN_NOT_FOUND, f"no run {run_id}", 404) from None
+            raise UpstreamError(ErrorCode.RUN_NOT_FOUND, f"no run {run_id}", 404) from None
 
     async def fail(self, run_id: str, failure: RunError) -> None:
         if self.fail_error is not None:

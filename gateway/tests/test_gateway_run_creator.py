@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import nats.errors
+import nats.js.errors
 import pytest
 from gateway_fakes import Allow, FakeKeyValue, FakeRunQueue, FakeRunRecords, FakeWorkflows
-from kiln_contracts.errors import ErrorCode
+from kiln_common.proxy import UpstreamError
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunStatus, SafetyLevel, Stage
 from kiln_gateway.errors import GatewayError, GatewayErrorCode
@@ -87,7 +90,7 @@ async def test_a_run_is_recorded_then_queued_with_the_sessions_safety_level(part
 async def test_an_invalid_request_creates_and_queues_nothing(
     parts: Parts, body: CreateRunRequest, code: ErrorCode
 ) -> None:
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(MappedError) as raised:  # each answers with its own code and status
         await parts.creator.create(body, ORIGIN)
     assert (raised.value.code, raised.value.status_code) == (code.value, 422)
     assert parts.records.creates == []
@@ -95,10 +98,10 @@ async def test_an_invalid_request_creates_and_queues_nothing(
 
 
 async def test_media_unavailable_queues_nothing_and_passes_the_status_on(parts: Parts) -> None:
-    parts.records.create_error = GatewayError(
+    parts.records.create_error = UpstreamError(
         ErrorCode.UPSTREAM_UNAVAILABLE, "media-service is unavailable", 503
     )
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(UpstreamError) as raised:
         await parts.creator.create(BODY, ORIGIN)
     assert (raised.value.code, raised.value.status_code) == ("upstream_unavailable", 503)
     assert parts.queue.requested == []
@@ -108,10 +111,10 @@ async def test_media_unavailable_queues_nothing_and_passes_the_status_on(parts: 
 async def test_media_timing_out_marks_the_run_failed_in_case_it_was_created(
     parts: Parts,
 ) -> None:
-    parts.records.create_error = GatewayError(
+    parts.records.create_error = UpstreamError(
         ErrorCode.UPSTREAM_TIMEOUT, "media-service did not answer in time", 504
     )
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(UpstreamError) as raised:
         await parts.creator.create(BODY, ORIGIN)
     assert raised.value.status_code == 504
     assert parts.queue.requested == []
@@ -141,7 +144,7 @@ async def test_a_queue_failure_still_answers_503_when_the_failure_cannot_be_reco
     parts: Parts,
 ) -> None:
     parts.queue.error = TimeoutError("nats: timeout")
-    parts.records.fail_error = GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, "down", 503)
+    parts.records.fail_error = UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, "down", 503)
     with pytest.raises(GatewayError) as raised:
         await parts.creator.create(BODY, ORIGIN)
     assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
@@ -257,6 +260,54 @@ async def test_cancel_that_cannot_be_sent_is_a_503(parts: Parts) -> None:
 
 
 async def test_cancel_of_an_unknown_run_is_a_404(parts: Parts) -> None:
-    with pytest.raises(GatewayError) as raised:
+    with pytest.raises(UpstreamError) as raised:
         await parts.creator.cancel(new_run_id())
     assert raised.value.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [
+        nats.errors.TimeoutError(),
+        nats.errors.ConnectionClosedError(),
+        nats.errors.NoServersError(),
+        nats.js.errors.ServiceUnavailableError(),
+        ConnectionResetError("reset by peer"),
+    ],
+)
+async def test_every_kind_of_nats_outage_is_a_503_with_the_run_failed(
+    parts: Parts, outage: Exception
+) -> None:
+    parts.queue.error = outage
+    with pytest.raises(GatewayError) as raised:
+        await parts.creator.create(BODY, ORIGIN)
+    assert (raised.value.code, raised.value.status_code) == ("queue_unavailable", 503)
+    [(_, failure)] = parts.records.failures
+    assert failure.code is ErrorCode.QUEUE_UNAVAILABLE
+
+
+async def test_a_bug_while_queueing_is_no_outage_but_the_run_is_still_failed(
+    parts: Parts,
+) -> None:
+    parts.queue.error = TypeError("a programming error")
+    with pytest.raises(TypeError):  # the handler answers a logged 500, not 503 "unavailable"
+        await parts.creator.create(BODY, ORIGIN)
+    [run_id] = parts.records.creates
+    [(failed_id, failure)] = parts.records.failures  # nothing waits forever for the queue
+    assert failed_id == run_id
+    assert failure.code is ErrorCode.INTERNAL
+    assert "TypeError" in failure.message
+
+
+async def test_a_bug_in_the_idempotency_store_is_no_outage(parts: Parts) -> None:
+    parts.kv.error = TypeError("a programming error")
+    with pytest.raises(TypeError):
+        await parts.creator.create(BODY, ORIGIN, "retry-1")
+    assert parts.records.creates == []
+
+
+async def test_a_bug_sending_a_cancel_is_no_outage(parts: Parts) -> None:
+    accepted = await parts.creator.create(BODY, ORIGIN)
+    parts.queue.error = TypeError("a programming error")
+    with pytest.raises(TypeError):
+        await parts.creator.cancel(accepted.run_id)

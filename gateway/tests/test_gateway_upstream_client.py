@@ -1,106 +1,25 @@
-"""The gateway's client of the internal services, on an in-memory transport: unreachable → 503,
-timed out → 504, a 5xx → 502, an upstream 4xx JSON error passed through unchanged."""
+"""MediaRunRecords (the RunRecords port) over media-service's HTTP API, on an in-memory
+transport."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx
 import pytest
-from kiln_common.logging import current_request_id
+from kiln_common.proxy import Upstream
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunError, RunRequest, RunStatus, Stage
-from kiln_gateway.errors import GatewayError
-from kiln_gateway.upstream import MediaRunRecords, Upstream
+from kiln_gateway.upstream import MediaRunRecords
 
 pytestmark = pytest.mark.anyio
 
-Handler = Callable[[httpx.Request], httpx.Response]
 
-
-def upstream(handler: Handler) -> Upstream:
+def upstream(handler: object) -> Upstream:
     return Upstream(
-        "media-service", "http://media/", httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        "media-service",
+        "http://media/",
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)),  # type: ignore[arg-type]
     )
-
-
-async def failure_of(handler: Handler) -> GatewayError:
-    with pytest.raises(GatewayError) as raised:
-        await upstream(handler).request("GET", "/runs")
-    return raised.value
-
-
-async def test_a_5xx_upstream_is_a_502() -> None:
-    error = await failure_of(lambda _: httpx.Response(500, text="Traceback ..."))
-    assert (error.code, error.status_code) == ("upstream_error", 502)
-    assert "Traceback" not in error.detail  # internals stay inside
-
-
-async def test_an_upstream_json_error_passes_through_unchanged() -> None:
-    body = {"error": "run_not_found", "detail": "no run 0190"}
-    error = await failure_of(lambda _: httpx.Response(404, json=body))
-    assert (error.code, error.detail, error.status_code) == ("run_not_found", "no run 0190", 404)
-
-
-@pytest.mark.parametrize(
-    "response",
-    [
-        httpx.Response(409, text="<html>conflict</html>"),
-        httpx.Response(400, json=["not", "an", "error"]),
-        httpx.Response(422, json={"error": "only a code"}),
-    ],
-)
-async def test_an_upstream_4xx_without_our_error_shape_keeps_its_status(
-    response: httpx.Response,
-) -> None:
-    error = await failure_of(lambda _: response)
-    assert (error.code, error.status_code) == ("upstream_error", response.status_code)
-    assert error.detail == f"media-service answered {response.status_code}"
-
-
-async def test_a_timeout_is_a_504() -> None:
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
-
-    error = await failure_of(slow)
-    assert (error.code, error.status_code) == ("upstream_timeout", 504)
-
-
-async def test_an_unreachable_upstream_is_a_503() -> None:
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    error = await failure_of(refused)
-    assert (error.code, error.status_code) == ("upstream_unavailable", 503)
-    assert error.detail == "media-service is unavailable: ConnectError"
-
-
-async def test_the_request_id_travels_with_the_call() -> None:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"ok": True})
-
-    token = current_request_id.set("req-42")
-    try:
-        answer = await upstream(record).get_json("/runs", headers={"x-extra": "1"})
-    finally:
-        current_request_id.reset(token)
-    assert answer == {"ok": True}
-    [request] = seen
-    assert str(request.url) == "http://media/runs"
-    assert request.headers["x-request-id"] == "req-42"
-    assert request.headers["x-extra"] == "1"
-
-
-async def test_a_stream_raises_an_upstream_error_before_any_byte() -> None:
-    client = upstream(lambda _: httpx.Response(451, json={"error": "blocked", "detail": "no"}))
-    with pytest.raises(GatewayError) as raised:
-        async with client.stream("/runs/x/files/y", headers={}):
-            pytest.fail("the body of a failed stream must not be opened")
-    assert (raised.value.code, raised.value.status_code) == ("blocked", 451)
 
 
 async def test_media_run_records_create_read_and_fail_over_http() -> None:

@@ -135,7 +135,7 @@ async def test_events_after_a_final_state_change_nothing(
 async def test_create_is_idempotent_for_the_same_request_only(service: MediaService) -> None:
     from kiln_contracts.ids import new_run_id
     from kiln_contracts.records import RunRequest
-    from kiln_storage.local import RunExistsError
+    from kiln_storage.base import RunExistsError
 
     run_id = new_run_id()
     request = RunRequest(workflow="noise", input_text="a kite")

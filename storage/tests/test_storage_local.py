@@ -10,7 +10,8 @@ import pytest
 from kiln_contracts.ids import new_run_id, run_date
 from kiln_contracts.layout import InvalidFilenameError
 from kiln_contracts.records import Entity, RunRecord, RunRequest, RunStatus
-from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, RunStore
+from kiln_storage.base import EntityNotFoundError, RunExistsError, RunNotFoundError
+from kiln_storage.local import RunStore
 
 
 def test_create_run_writes_folder_record_and_input(store: RunStore) -> None:

@@ -1,7 +1,9 @@
-"""One error type per service, mapped by one handler to ``{"error", "detail"}``.
+"""Every error answered by one set of handlers as ``{"error", "detail"}``.
 
-Each service subclasses ServiceError; ``install_error_handlers`` makes every other failure
-(validation, unknown route, bug) answer in the same JSON shape, never HTML or a traceback.
+A ``MappedError`` (kiln_contracts.errors) carries its code and status: domain and storage
+errors on their class, each service's own error type (a ServiceError subclass) per instance.
+``install_error_handlers`` answers those, and makes every other failure (validation, unknown
+route, bug) answer in the same JSON shape, never HTML or a traceback: a bug is a logged 500.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from kiln_contracts.errors import ErrorCode
+from kiln_contracts.errors import ErrorCode, MappedError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
 
 
-class ServiceError(Exception):
-    status_code: int = 500
+class ServiceError(MappedError):
+    """A service's own error, code and status given where it is raised."""
 
     def __init__(
         self,
@@ -30,8 +32,7 @@ class ServiceError(Exception):
     ) -> None:
         super().__init__(detail)
         self.code = str(code)
-        self.detail = detail
-        self.headers = headers  # e.g. Retry-After on a 429 or 503
+        self.headers = headers
         if status_code is not None:
             self.status_code = status_code
 
@@ -54,11 +55,11 @@ _HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ServiceError)
+    async def on_mapped_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MappedError)
         if exc.status_code >= 500:
             logger.error("request failed: %s", exc.detail, extra={"error_code": exc.code})
-        return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+        return error_response(exc.status_code, str(exc.code), exc.detail, exc.headers)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -84,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error: %s", type(exc).__name__)
         return error_response(500, ErrorCode.INTERNAL, "internal error; it has been logged")
 
-    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(MappedError, on_mapped_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(UnicodeEncodeError, on_unencodable)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import nats
+import nats.errors
 from kiln_contracts.events import Event, RunMessage, RunProgress, event_type_for
 from kiln_contracts.subjects import (
     EXPORTS_STREAM,
@@ -43,6 +44,12 @@ from kiln_common.logging import current_request_id, run_context
 from kiln_common.settings import KilnSettings
 
 logger = logging.getLogger("kiln.nats")
+
+# What a NATS or JetStream call raises when NATS is down, slow or refusing: every nats-py error
+# (JetStream and KV errors derive from it), a timeout (nats-py sometimes raises the builtin) and a
+# broken connection. Catch these, never Exception, where an outage is meant: anything else is a
+# bug and must stay a logged 500, not look like "unavailable".
+NATS_ERRORS: tuple[type[Exception], ...] = (nats.errors.Error, TimeoutError, ConnectionError)
 
 STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600
 DUPLICATE_WINDOW_SECONDS = 120

@@ -1,4 +1,5 @@
-"""Error codes shared by every service and the JSON error body they all answer with."""
+"""Error codes shared by every service, the JSON error body they all answer with, and the one
+base of every error that knows its HTTP answer."""
 
 from __future__ import annotations
 
@@ -54,3 +55,23 @@ class ErrorBody(BaseModel):
 
     error: str = Field(description="Stable machine-readable code (see ErrorCode).")
     detail: str = Field(description="What went wrong, in words a person can act on.")
+
+
+class MappedError(Exception):
+    """An error that knows how it is answered over HTTP: ``status_code`` with
+    ``{"error": code, "detail": detail}``.
+
+    A domain or storage error with one meaning sets ``code`` and ``status_code`` on its class
+    (``RunNotFoundError`` is always a 404 ``run_not_found``); a service's own error type
+    (``kiln_common.errors.ServiceError``) passes them per instance. One handler,
+    ``kiln_common.errors.install_error_handlers``, answers them all: routes never translate.
+    Plain Python, so contracts and storage can raise them without knowing FastAPI.
+    """
+
+    code: str = ErrorCode.INTERNAL
+    status_code: int = 500
+    headers: dict[str, str] | None = None  # e.g. Retry-After on a 429 or 503
+
+    @property
+    def detail(self) -> str:
+        return str(self.args[0]) if self.args else type(self).__name__

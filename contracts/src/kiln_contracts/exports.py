@@ -9,14 +9,32 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from kiln_contracts.errors import MappedError
 from kiln_contracts.events import Event
 from kiln_contracts.ids import RunId, new_run_id, parse_run_id
 from kiln_contracts.records import RunStatus, utc_now
 from kiln_contracts.subjects import ExportEventName, export_event_filter, export_event_subject
 
 
-class InvalidExportIdError(ValueError):
+class ExportErrorCode(StrEnum):
+    """Error codes of the export API and of failed exports (beside kiln_contracts.errors)."""
+
+    INVALID_EXPORT_ID = "invalid_export_id"
+    EXPORT_NOT_FOUND = "export_not_found"
+    EXPORT_NOT_READY = "export_not_ready"
+    EXPORT_EXPIRED = "export_expired"
+    TOO_MANY_RUNS = "too_many_runs"
+    TARGET_UNAVAILABLE = "target_unavailable"
+    INTEGRITY_FAILED = "integrity_failed"
+    RECORD_UNREADABLE = "record_unreadable"
+    EXPORT_FAILED = "export_failed"
+
+
+class InvalidExportIdError(MappedError, ValueError):
     """Raised when a string is not an export id (a lowercase canonical UUIDv7)."""
+
+    code = ExportErrorCode.INVALID_EXPORT_ID
+    status_code = 400
 
 
 def new_export_id() -> str:
@@ -209,17 +227,3 @@ class ExportFailed(ExportMessage):
     event_name: ClassVar[ExportEventName] = ExportEventName.FAILED
 
     error: ExportError
-
-
-class ExportErrorCode(StrEnum):
-    """Error codes of the export API and of failed exports (beside kiln_contracts.errors)."""
-
-    INVALID_EXPORT_ID = "invalid_export_id"
-    EXPORT_NOT_FOUND = "export_not_found"
-    EXPORT_NOT_READY = "export_not_ready"
-    EXPORT_EXPIRED = "export_expired"
-    TOO_MANY_RUNS = "too_many_runs"
-    TARGET_UNAVAILABLE = "target_unavailable"
-    INTEGRITY_FAILED = "integrity_failed"
-    RECORD_UNREADABLE = "record_unreadable"
-    EXPORT_FAILED = "export_failed"

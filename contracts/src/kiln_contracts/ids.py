@@ -14,11 +14,16 @@ from typing import Annotated
 import uuid_utils
 from pydantic import AfterValidator
 
+from kiln_contracts.errors import ErrorCode, MappedError
+
 _CANONICAL = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-class InvalidRunIdError(ValueError):
+class InvalidRunIdError(MappedError, ValueError):
     """Raised when a string is not a lowercase canonical UUIDv7."""
+
+    code = ErrorCode.INVALID_RUN_ID
+    status_code = 400
 
 
 def new_run_id() -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.ids import parse_run_id, run_date
 
 STORAGE_ID_FILE = "storage-id"
 RUNS_DIR = "runs"
-EXPORTS_DIR = "exports"
 METADATA_FILE = "metadata.json"
 LOCK_FILE = ".lock"
 
@@ -18,8 +18,11 @@ _ENTITY_FILENAME = re.compile(r"^[0-9]{2,4}_[a-z0-9][a-z0-9_]{0,62}\.[a-z0-9]{1,
 _ENTITY_TYPE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 
 
-class InvalidFilenameError(ValueError):
+class InvalidFilenameError(MappedError, ValueError):
     """A filename from outside that could not be an entity of a run."""
+
+    code = ErrorCode.INVALID_FILENAME
+    status_code = 400
 
 
 def run_relpath(run_id: str) -> PurePosixPath:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from kiln_contracts.errors import ErrorCode, MappedError
+
 
 class MediaKind(StrEnum):
     IMAGE = "image"
@@ -112,7 +114,10 @@ class WorkflowSummary(BaseModel):
         )
 
 
-class InvalidParamsError(ValueError):
+class InvalidParamsError(MappedError, ValueError):
+    code = ErrorCode.INVALID_PARAMS
+    status_code = 422
+
     def __init__(self, problems: dict[str, str]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))

@@ -14,8 +14,11 @@ import anyio
 import anyio.from_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from kiln_common.nats import NATS_ERRORS
+from kiln_common.params import ExportIdPath
 from kiln_common.sse import HEARTBEAT, sse_event, sse_response
 from kiln_contracts.api import ServiceInfo
+from kiln_contracts.errors import ErrorCode
 from kiln_contracts.exports import (
     ExportAccepted,
     ExportCompleted,
@@ -35,9 +38,8 @@ from pydantic import ValidationError
 
 from kiln_export.build import archive_name, build_export
 from kiln_export.content import select_runs
-from kiln_export.deps import ExportIdDep, StateDep
+from kiln_export.deps import StateDep
 from kiln_export.errors import ExportServiceError
-from kiln_export.jobs import JobNotFoundError
 from kiln_export.state import ExportServiceState
 from kiln_export.targets import S3Target
 
@@ -50,14 +52,7 @@ STREAM_CHUNK = 256 * 1024
 
 
 async def _status(state: ExportServiceState, export_id: str) -> ExportStatus:
-    try:
-        return await anyio.to_thread.run_sync(state.jobs.store.get, export_id)
-    except JobNotFoundError:
-        raise ExportServiceError(
-            ExportErrorCode.EXPORT_NOT_FOUND,
-            f"no export {export_id} (expired exports are removed)",
-            404,
-        ) from None
+    return await anyio.to_thread.run_sync(state.jobs.store.get, export_id)
 
 
 @router.post("/exports", status_code=202, response_model=ExportAccepted)
@@ -71,12 +66,17 @@ async def create_export(body: ExportRequest, state: StateDep) -> ExportAccepted:
     await anyio.to_thread.run_sync(state.jobs.store.save, status)
     try:
         await state.jobs.publish(ExportRequested(export_id=export_id, request=body))
-    except Exception as exc:
-        logger.exception("could not queue export %s", export_id)
+    except NATS_ERRORS as exc:
+        logger.error("could not queue export %s: %r", export_id, exc)
         await anyio.to_thread.run_sync(state.jobs.store.delete, export_id)
         raise ExportServiceError(
-            "queue_unavailable", f"could not queue the export: {type(exc).__name__}", 503
+            ErrorCode.QUEUE_UNAVAILABLE, f"could not queue the export: {type(exc).__name__}", 503
         ) from None
+    except Exception:
+        # A bug, not an outage (a logged 500); no job record is left waiting for a message
+        # that was never sent.
+        await anyio.to_thread.run_sync(state.jobs.store.delete, export_id)
+        raise
     logger.info("export %s queued", export_id, extra={"export_id": export_id})
     return ExportAccepted(
         export_id=export_id,
@@ -111,7 +111,9 @@ def _stream_filter(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "filter"
-        raise ExportServiceError("invalid_request", f"{where}: {first['msg']}", 422) from None
+        raise ExportServiceError(
+            ErrorCode.INVALID_REQUEST, f"{where}: {first['msg']}", 422
+        ) from None
 
 
 @router.get("/exports/stream", response_class=StreamingResponse)
@@ -211,18 +213,18 @@ async def stream_export(
 
 
 @router.get("/exports/{export_id}", response_model=ExportStatus)
-async def get_export(export_id: ExportIdDep, state: StateDep) -> ExportStatus:
+async def get_export(export_id: ExportIdPath, state: StateDep) -> ExportStatus:
     return await _status(state, export_id)
 
 
 @router.get("/exports/{export_id}/events", response_class=StreamingResponse)
-async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingResponse:
+async def export_events(export_id: ExportIdPath, state: StateDep) -> StreamingResponse:
     """The current status first, then every progress event, until the export is final."""
     # Subscribe before reading the status, so nothing falls between the two.
     subscription = await state.events.subscribe(export_id)
     try:
         current = await _status(state, export_id)
-    except ExportServiceError:
+    except BaseException:
         await subscription.close()
         raise
 
@@ -251,7 +253,7 @@ async def export_events(export_id: ExportIdDep, state: StateDep) -> StreamingRes
 
 
 @router.get("/exports/{export_id}/download", response_model=None)
-async def download_export(export_id: ExportIdDep, state: StateDep) -> Response:
+async def download_export(export_id: ExportIdPath, state: StateDep) -> Response:
     status = await _status(state, export_id)
     if status.state is ExportState.FAILED:
         detail = status.error.message if status.error else "the export failed"

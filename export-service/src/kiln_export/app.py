@@ -18,13 +18,14 @@ from kiln_common.metrics import install_metrics
 from kiln_common.nats import JetStreamPublisher, connect, ensure_streams
 from kiln_common.periodic import periodic_task
 from kiln_contracts.layout import STORAGE_ID_FILE
+from kiln_storage.s3 import S3Location, s3_client
 
 from kiln_export.api import router
 from kiln_export.config import ExportSettings
 from kiln_export.jobs import ARCHIVES_DIR, ExportJobs, JobStore
 from kiln_export.messaging import NatsExportEventFeed, requested_consumer
 from kiln_export.state import ExportServiceState
-from kiln_export.targets import S3Location, S3Target, VolumeTarget, s3_client
+from kiln_export.targets import S3Target, VolumeTarget
 
 logger = logging.getLogger("kiln.export")
 
@@ -51,7 +52,11 @@ def create_app(settings: ExportSettings | None = None) -> FastAPI:
             store = await anyio.to_thread.run_sync(JobStore, settings.export_root)
             s3 = None
             if settings.export_s3_url:
-                client = s3_client(settings.export_s3_endpoint_url, settings.export_s3_region)
+                client = s3_client(
+                    settings.export_s3_endpoint_url,
+                    region=settings.export_s3_region,
+                    max_attempts=5,
+                )
                 s3 = S3Target(client, S3Location.parse(settings.export_s3_url))
             volume = VolumeTarget(settings.export_root / ARCHIVES_DIR)
             jobs = ExportJobs(settings, store, volume, s3, JetStreamPublisher(js).publish)

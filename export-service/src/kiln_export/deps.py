@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
-from kiln_contracts.exports import ExportErrorCode, InvalidExportIdError, parse_export_id
+from fastapi import Depends, Request
 
-from kiln_export.errors import ExportServiceError
 from kiln_export.state import ExportServiceState
 
 
@@ -16,12 +14,4 @@ def get_state(request: Request) -> ExportServiceState:
     return state
 
 
-def valid_export_id(export_id: Annotated[str, Path()]) -> str:
-    try:
-        return parse_export_id(export_id)
-    except InvalidExportIdError as exc:
-        raise ExportServiceError(ExportErrorCode.INVALID_EXPORT_ID, str(exc), 400) from None
-
-
 StateDep = Annotated[ExportServiceState, Depends(get_state)]
-ExportIdDep = Annotated[str, Depends(valid_export_id)]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import anyio
 import anyio.from_thread
+from kiln_contracts.errors import MappedError
 from kiln_contracts.exports import (
     ExportCompleted,
     ExportError,
@@ -49,9 +50,12 @@ ARCHIVES_DIR = "archives"
 PROGRESS_INTERVAL_SECONDS = 0.25
 
 
-class JobNotFoundError(Exception):
+class JobNotFoundError(MappedError):
+    code = ExportErrorCode.EXPORT_NOT_FOUND
+    status_code = 404
+
     def __init__(self, export_id: str) -> None:
-        super().__init__(f"no export {export_id}")
+        super().__init__(f"no export {export_id} (expired exports are removed)")
         self.export_id = export_id
 
 

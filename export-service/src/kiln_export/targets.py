@@ -10,13 +10,10 @@ import contextlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
+from kiln_storage.s3 import S3Location
 
 PART_SIZE = 8 << 20  # S3's minimum part is 5 MiB; 8 MiB keeps memory small and parts few
 
@@ -76,22 +73,6 @@ class VolumeTarget:
                         leftover.unlink()
                         removed += 1
         return removed
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> S3Location:
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(f"not an s3:// URL: {url!r}")
-        return cls(parts.netloc, parts.path.strip("/"))
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}/{name}" if self.prefix else name
 
 
 class S3Upload:
@@ -155,14 +136,3 @@ class S3Target:
 
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.location.bucket, Key=self.location.key(name))
-
-
-def s3_client(endpoint_url: str | None, region: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=Config(
-            s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}
-        ),
-    )

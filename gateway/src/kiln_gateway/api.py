@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
-from kiln_common.errors import ServiceError
+from kiln_common.nats import NATS_ERRORS
+from kiln_common.params import EntityFilenamePath, RunIdPath
+from kiln_common.proxy import UpstreamError, pass_through, relay
 from kiln_common.sse import sse_response
 from kiln_contracts.api import (
     BlockEntityBody,
@@ -28,7 +28,7 @@ from kiln_contracts.workflows import WorkflowSummary
 from pydantic import JsonValue
 
 from kiln_gateway.auth import Caller, CallerDep, ResearcherDep
-from kiln_gateway.deps import FilenameDep, RunIdDep, StateDep
+from kiln_gateway.deps import StateDep
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.events import RunEventStream
 from kiln_gateway.models import CreateRunRequest, RunAccepted, SystemReport, WhoAmI
@@ -53,18 +53,6 @@ _MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
 logger = logging.getLogger("kiln.gateway.api")
 
 router = APIRouter(prefix="/api", responses=ERRORS)
-
-# Headers that make streamed media seekable and cacheable; passed through both ways.
-_FORWARD_REQUEST_HEADERS = ("range", "if-none-match", "if-range", "if-modified-since")
-_FORWARD_RESPONSE_HEADERS = (
-    "content-type",
-    "content-length",
-    "content-range",
-    "accept-ranges",
-    "etag",
-    "last-modified",
-    "cache-control",
-)
 
 
 async def _origin(state: GatewayState, caller: Caller) -> Origin:
@@ -106,37 +94,6 @@ async def _check_may_see(state: GatewayState, caller: Caller, run_id: str) -> No
     state.run_owners.move_to_end(run_id)
     if not caller.may_see(owner):
         raise GatewayError(ErrorCode.RUN_NOT_FOUND, f"no run {run_id} on this storage root", 404)
-
-
-def _relay(upstream: httpx.Response) -> Response:
-    """An upstream JSON answer passed on as it is (status and body)."""
-    if upstream.status_code == 204:
-        return Response(status_code=204)
-    return Response(
-        upstream.content,
-        status_code=upstream.status_code,
-        media_type=upstream.headers.get("content-type", "application/json"),
-    )
-
-
-async def _stream(state: GatewayState, path: str, request: Request) -> Response:
-    """A streamed GET through to media-service with Range, ETag and 304 preserved."""
-    forward = {h: request.headers[h] for h in _FORWARD_REQUEST_HEADERS if h in request.headers}
-    opened = state.media.stream(path, forward)
-    upstream = await opened.__aenter__()
-    headers = {h: upstream.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream.headers}
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
-        finally:
-            await opened.__aexit__(None, None, None)
-
-    if upstream.status_code == 304:
-        await opened.__aexit__(None, None, None)
-        return Response(status_code=304, headers=headers)
-    return StreamingResponse(body(), status_code=upstream.status_code, headers=headers)
 
 
 @router.post(
@@ -200,16 +157,16 @@ async def list_runs(
         query["session_id"] = caller.identity.session_id
     else:
         query["device_id"] = caller.identity.device_id
-    return _relay(await state.media.request("GET", "/runs", params=query))
+    return relay(await state.media.request("GET", "/runs", params=query))
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord, tags=["runs"])
-async def get_run(run_id: RunIdDep, state: StateDep, caller: CallerDep) -> RunRecord:
+async def get_run(run_id: RunIdPath, state: StateDep, caller: CallerDep) -> RunRecord:
     return await _visible_record(state, caller, run_id)
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunAccepted, tags=["runs"])
-async def cancel_run(run_id: RunIdDep, state: StateDep, caller: CallerDep) -> RunAccepted:
+async def cancel_run(run_id: RunIdPath, state: StateDep, caller: CallerDep) -> RunAccepted:
     """Stop the run. One still waiting in the backlog is cancelled at once (the answer says
     ``cancelled``); one a pipeline has taken is stopped on ComfyUI, which must confirm it (the
     run shows a ``cancelling`` event meanwhile, and its record says what the backend did)."""
@@ -236,7 +193,7 @@ async def cancel_run(run_id: RunIdDep, state: StateDep, caller: CallerDep) -> Ru
     },
 )
 async def run_events(
-    run_id: RunIdDep,
+    run_id: RunIdPath,
     state: StateDep,
     caller: CallerDep,
     last_event_id: Annotated[
@@ -257,9 +214,7 @@ async def run_events(
     )
     try:
         await stream.open(resume_after, lambda: _visible_record(state, caller, run_id))
-    except GatewayError:
-        raise
-    except Exception as exc:
+    except NATS_ERRORS as exc:
         logger.error("could not subscribe to the run's events: %s", exc)
         raise GatewayError(
             ErrorCode.QUEUE_UNAVAILABLE, "live events are unavailable right now; try again", 503
@@ -274,22 +229,26 @@ async def run_events(
     responses=_MEDIA_RESPONSES,
 )
 async def get_file(
-    run_id: RunIdDep, filename: FilenameDep, request: Request, state: StateDep, caller: CallerDep
+    run_id: RunIdPath,
+    filename: EntityFilenamePath,
+    request: Request,
+    state: StateDep,
+    caller: CallerDep,
 ) -> Response:
     """The stored bytes of one entity, straight from the storage root (never from ComfyUI)."""
     await _check_may_see(state, caller, run_id)
-    return await _stream(state, f"/runs/{run_id}/files/{filename}", request)
+    return await pass_through(state.media, f"/runs/{run_id}/files/{filename}", request)
 
 
 @router.get(
     "/media/{kind}/{run_id}", response_class=Response, tags=["media"], responses=_MEDIA_RESPONSES
 )
 async def get_newest_media(
-    kind: MediaKind, run_id: RunIdDep, request: Request, state: StateDep, caller: CallerDep
+    kind: MediaKind, run_id: RunIdPath, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:
     """The run's newest output of a kind (the replaced system's URLs)."""
     await _check_may_see(state, caller, run_id)
-    return await _stream(state, f"/media/{kind}/{run_id}", request)
+    return await pass_through(state.media, f"/media/{kind}/{run_id}", request)
 
 
 @router.get(
@@ -300,7 +259,7 @@ async def get_newest_media(
 )
 async def get_media(
     kind: MediaKind,
-    run_id: RunIdDep,
+    run_id: RunIdPath,
     index: Annotated[int, PathParam(ge=0, le=9999, description="0 is the first output")],
     request: Request,
     state: StateDep,
@@ -308,7 +267,7 @@ async def get_media(
 ) -> Response:
     """One output of a kind by its position among the run's outputs of that kind."""
     await _check_may_see(state, caller, run_id)
-    return await _stream(state, f"/media/{kind}/{run_id}/{index}", request)
+    return await pass_through(state.media, f"/media/{kind}/{run_id}/{index}", request)
 
 
 @router.put(
@@ -317,15 +276,15 @@ async def get_media(
     responses={200: {"description": "The entity is blocked.", "model": dict[str, JsonValue]}},
 )
 async def block_entity(
-    run_id: RunIdDep,
-    filename: FilenameDep,
+    run_id: RunIdPath,
+    filename: EntityFilenamePath,
     body: BlockEntityBody,
     state: StateDep,
     _: ResearcherDep,
 ) -> Response:
     """Researcher only: never serve this entity again (451), but keep it for research."""
     path = f"/runs/{run_id}/entities/{filename}/block"
-    return _relay(await state.media.request("PUT", path, json=body.model_dump()))
+    return relay(await state.media.request("PUT", path, json=body.model_dump()))
 
 
 @router.delete(
@@ -334,10 +293,10 @@ async def block_entity(
     responses={200: {"description": "The entity is served again.", "model": dict[str, JsonValue]}},
 )
 async def unblock_entity(
-    run_id: RunIdDep, filename: FilenameDep, state: StateDep, _: ResearcherDep
+    run_id: RunIdPath, filename: EntityFilenamePath, state: StateDep, _: ResearcherDep
 ) -> Response:
     """Researcher only: lift a block."""
-    return _relay(await state.media.request("DELETE", f"/runs/{run_id}/entities/{filename}/block"))
+    return relay(await state.media.request("DELETE", f"/runs/{run_id}/entities/{filename}/block"))
 
 
 @router.delete(
@@ -348,9 +307,9 @@ async def unblock_entity(
         204: {"description": "Deleted."},
     },
 )
-async def delete_run(run_id: RunIdDep, state: StateDep, _: ResearcherDep) -> Response:
+async def delete_run(run_id: RunIdPath, state: StateDep, _: ResearcherDep) -> Response:
     """Researcher only: delete one run and its folder (recorded in the audit log)."""
-    return _relay(await state.media.request("DELETE", f"/runs/{run_id}"))
+    return relay(await state.media.request("DELETE", f"/runs/{run_id}"))
 
 
 @router.post("/deletions", response_model=DeletionReport, tags=["research"])
@@ -360,7 +319,7 @@ async def delete_runs_of(body: DeletionRequest, state: StateDep, _: ResearcherDe
         raise GatewayError(
             ErrorCode.INVALID_REQUEST, "name exactly one of device_id and session_id", 422
         )
-    return _relay(await state.media.request("POST", "/deletions", json=body.model_dump()))
+    return relay(await state.media.request("POST", "/deletions", json=body.model_dump()))
 
 
 @router.post("/sessions", status_code=201, response_model=WorkshopSession, tags=["sessions"])
@@ -411,7 +370,7 @@ async def system(state: StateDep) -> SystemReport:
         try:
             info = ServiceInfo.model_validate(await call("/system"))
             return info.model_dump(mode="json")
-        except ServiceError as exc:
+        except UpstreamError as exc:
             return {"service": name, "error": exc.code, "detail": exc.detail}
 
     services += await asyncio.gather(

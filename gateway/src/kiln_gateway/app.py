@@ -13,6 +13,7 @@ from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams, run_claims
+from kiln_common.proxy import Upstream, UpstreamError
 from kiln_common.settings import Environment
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,7 +22,6 @@ from kiln_gateway.auth import resolve_cookie_secret, resolve_researcher_token
 from kiln_gateway.board import router as board_router
 from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
-from kiln_gateway.errors import GatewayError
 from kiln_gateway.exports_api import router as exports_router
 from kiln_gateway.idempotency import IdempotencyStore
 from kiln_gateway.identity import DEVICE_COOKIE, DeviceCookies, Identity
@@ -31,7 +31,7 @@ from kiln_gateway.observability import observe_run_events
 from kiln_gateway.runs import RunCreator
 from kiln_gateway.sessions import SessionStore
 from kiln_gateway.state import GatewayState
-from kiln_gateway.upstream import MediaRunRecords, Upstream
+from kiln_gateway.upstream import MediaRunRecords
 from kiln_gateway.web import install_web
 
 
@@ -117,7 +117,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             try:
                 await upstream.request("GET", "/healthz")
                 checks[upstream.name] = "ok"
-            except GatewayError as exc:
+            except UpstreamError as exc:
                 checks[upstream.name] = exc.detail
         return checks
 

@@ -8,12 +8,11 @@ without internet shows it all the same.
 from __future__ import annotations
 
 import io
-from typing import Annotated
 
 import segno
 from fastapi import APIRouter, Request
-from fastapi import Path as PathParam
 from fastapi.responses import Response
+from kiln_common.params import SessionIdPath
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiln_gateway.api import ERRORS
@@ -24,11 +23,6 @@ from kiln_gateway.sessions import WorkshopSession
 from kiln_gateway.state import GatewayState
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
-
-_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-SessionIdDep = Annotated[
-    str, PathParam(pattern=_UUID, max_length=36, description="The session's id (a UUID).")
-]
 
 
 class SessionBoard(BaseModel):
@@ -91,7 +85,7 @@ async def _session(state: GatewayState, session_id: str) -> WorkshopSession:
 
 @router.get("/{session_id}/board", response_model=SessionBoard)
 async def session_board(
-    session_id: SessionIdDep, request: Request, state: StateDep, _: ResearcherDep
+    session_id: SessionIdPath, request: Request, state: StateDep, _: ResearcherDep
 ) -> SessionBoard:
     """Researcher only: what the board shows of one session, open or ended."""
     session = await _session(state, session_id)
@@ -109,7 +103,7 @@ async def session_board(
     responses={200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
 )
 async def session_join_qr(
-    session_id: SessionIdDep, request: Request, state: StateDep, _: ResearcherDep
+    session_id: SessionIdPath, request: Request, state: StateDep, _: ResearcherDep
 ) -> Response:
     """Researcher only: the QR code of the session's join link, as SVG."""
     session = await _session(state, session_id)
@@ -122,7 +116,7 @@ async def session_join_qr(
 
 @router.post("/{session_id}/close", response_model=WorkshopSession)
 async def close_session(
-    session_id: SessionIdDep, state: StateDep, _: ResearcherDep
+    session_id: SessionIdPath, state: StateDep, _: ResearcherDep
 ) -> WorkshopSession:
     """Researcher only: end the session now. Its code stops working, the devices in it leave it,
     and its runs stay. Closing it again changes nothing."""

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from kiln_common.proxy import Upstream
 from kiln_contracts.workflows import WorkflowManifest
-
-from kiln_gateway.upstream import Upstream
 
 
 class WorkflowCatalog:

@@ -7,25 +7,17 @@ travel unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from kiln_common.params import ExportIdPath
+from kiln_common.proxy import pass_through
 from kiln_contracts.errors import ErrorBody
-from kiln_contracts.exports import (
-    ExportAccepted,
-    ExportErrorCode,
-    ExportRequest,
-    ExportStatus,
-    InvalidExportIdError,
-    parse_export_id,
-)
+from kiln_contracts.exports import ExportAccepted, ExportRequest, ExportStatus
 
 from kiln_gateway.auth import require_researcher
 from kiln_gateway.deps import StateDep
-from kiln_gateway.errors import GatewayError
-from kiln_gateway.upstream import Upstream
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 410, 422, 502, 503, 504)
@@ -38,48 +30,6 @@ router = APIRouter(
     responses=ERRORS,
     dependencies=[Depends(require_researcher)],
 )
-
-_FORWARD_REQUEST_HEADERS = ("range", "if-range", "if-none-match")
-_FORWARD_RESPONSE_HEADERS = (
-    "content-type",
-    "content-length",
-    "content-range",
-    "content-disposition",
-    "accept-ranges",
-    "etag",
-    "cache-control",
-    "x-kiln-export-id",
-    "x-kiln-runs",
-)
-
-
-def valid_export_id(export_id: Annotated[str, Path(description="Export id (UUIDv7)")]) -> str:
-    try:
-        return parse_export_id(export_id)
-    except InvalidExportIdError as exc:
-        raise GatewayError(ExportErrorCode.INVALID_EXPORT_ID, str(exc), 400) from None
-
-
-ExportIdDep = Annotated[str, Depends(valid_export_id)]
-
-
-async def _pass_through(upstream: Upstream, path: str, request: Request) -> Response:
-    forward = {h: request.headers[h] for h in _FORWARD_REQUEST_HEADERS if h in request.headers}
-    opened = upstream.stream(path, forward)
-    response = await opened.__aenter__()
-    headers = {h: response.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in response.headers}
-    if response.is_redirect and "location" in response.headers:
-        await opened.__aexit__(None, None, None)
-        return RedirectResponse(response.headers["location"], status_code=response.status_code)
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in response.aiter_raw():
-                yield chunk
-        finally:
-            await opened.__aexit__(None, None, None)
-
-    return StreamingResponse(body(), status_code=response.status_code, headers=headers)
 
 
 @router.post("", status_code=202, response_model=ExportAccepted)
@@ -98,11 +48,11 @@ async def stream_export(request: Request, state: StateDep) -> Response:
     """A small selection streamed at once. Query: run_id (repeatable), since, until, device_id,
     session_id, workflow, status, format (zip|tar.gz), blocked (true to include blocked media)."""
     query = request.url.query
-    return await _pass_through(state.export, f"/exports/stream?{query}", request)
+    return await pass_through(state.export, f"/exports/stream?{query}", request)
 
 
 @router.get("/{export_id}", response_model=ExportStatus)
-async def get_export(export_id: ExportIdDep, state: StateDep) -> Any:
+async def get_export(export_id: ExportIdPath, state: StateDep) -> Any:
     return await state.export.get_json(f"/exports/{export_id}")
 
 
@@ -111,9 +61,9 @@ async def get_export(export_id: ExportIdDep, state: StateDep) -> Any:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def export_events(export_id: ExportIdDep, request: Request, state: StateDep) -> Response:
+async def export_events(export_id: ExportIdPath, request: Request, state: StateDep) -> Response:
     """Server-sent events: the status first, then progress, ending after completed or failed."""
-    return await _pass_through(state.export, f"/exports/{export_id}/events", request)
+    return await pass_through(state.export, f"/exports/{export_id}/events", request)
 
 
 @router.get(
@@ -121,6 +71,6 @@ async def export_events(export_id: ExportIdDep, request: Request, state: StateDe
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}, 206: {}, 307: {}},
 )
-async def download_export(export_id: ExportIdDep, request: Request, state: StateDep) -> Response:
+async def download_export(export_id: ExportIdPath, request: Request, state: StateDep) -> Response:
     """The archive, with Range; for an S3 export, a redirect to its presigned URL."""
-    return await _pass_through(state.export, f"/exports/{export_id}/download", request)
+    return await pass_through(state.export, f"/exports/{export_id}/download", request)

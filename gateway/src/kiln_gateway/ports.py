@@ -16,7 +16,7 @@ from kiln_gateway.models import RunAccepted
 
 
 class RunRecords(Protocol):
-    """The one record of every run. Failures are GatewayErrors with the upstream's status
+    """The one record of every run. Failures are UpstreamErrors with honest statuses
     (504 when it did not answer in time: the run may still have been created)."""
 
     async def create(self, run_id: str, request: RunRequest) -> RunRecord:

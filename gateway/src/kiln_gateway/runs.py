@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from kiln_common.logging import run_context
 from kiln_common.metrics import RUNS_BY_STATE
+from kiln_common.nats import NATS_ERRORS
+from kiln_common.proxy import UpstreamError
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunError, RunRequest, RunStatus, SafetyLevel, Stage
-from kiln_contracts.workflows import InvalidParamsError, resolve_params
+from kiln_contracts.workflows import resolve_params
 
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.idempotency import IdempotencyStore, body_hash
@@ -70,9 +72,7 @@ class RunCreator:
         hashed = body_hash(body.model_dump(mode="json"))
         try:
             claim = await self.idempotency.claim(key, hashed, new_run_id(), request)
-        except GatewayError:
-            raise
-        except Exception as exc:
+        except NATS_ERRORS as exc:
             logger.error("idempotency store unavailable: %s", exc)
             raise GatewayError(
                 ErrorCode.QUEUE_UNAVAILABLE,
@@ -120,10 +120,7 @@ class RunCreator:
             raise GatewayError(
                 ErrorCode.INVALID_REQUEST, "input_text contains a NUL character", 422
             )
-        try:
-            params = resolve_params(manifest, body.params)
-        except InvalidParamsError as exc:
-            raise GatewayError(ErrorCode.INVALID_PARAMS, str(exc), 422) from None
+        params = resolve_params(manifest, body.params)  # InvalidParamsError: a 422 of its own
         return RunRequest(
             workflow=manifest.name,
             input_text=body.input_text,
@@ -142,7 +139,7 @@ class RunCreator:
         with run_context(run_id):
             try:
                 record = await self.records.create(run_id, request)
-            except GatewayError as exc:
+            except UpstreamError as exc:
                 if exc.status_code == 504:
                     # media-service may still create the run after we gave up: make sure that
                     # run is then already failed instead of queued forever (best effort).
@@ -159,7 +156,7 @@ class RunCreator:
             logger.info("run created for workflow %s", request.workflow)
             try:
                 await self.queue.enqueue(RunRequested(run_id=run_id, request=request))
-            except Exception as exc:
+            except NATS_ERRORS as exc:
                 logger.error("queueing failed: %s", exc)
                 await self._record_failure(
                     run_id,
@@ -171,6 +168,13 @@ class RunCreator:
                     f"the run {run_id} could not be queued and is recorded as failed; try again",
                     503,
                 ) from exc
+            except Exception as exc:
+                # A bug, not an outage: the client hears a logged 500, and the run is still
+                # recorded failed, so it never waits for a queue message that was not sent.
+                await self._record_failure(
+                    run_id, ErrorCode.INTERNAL, f"could not queue the run: {type(exc).__name__}"
+                )
+                raise
             logger.info("run queued")
         RUNS_BY_STATE.labels(RunStatus.QUEUED.value).inc()
         return RunAccepted(
@@ -195,7 +199,7 @@ class RunCreator:
                         links=RunLinks(self=f"/api/runs/{run_id}"),
                     )
                 await self.queue.request_cancel(RunCancel(run_id=run_id))
-            except Exception as exc:
+            except NATS_ERRORS as exc:
                 logger.error("could not publish the cancel request: %s", exc)
                 raise GatewayError(
                     ErrorCode.QUEUE_UNAVAILABLE,
@@ -211,5 +215,5 @@ class RunCreator:
         failure = RunError(stage=Stage.GATEWAY, code=code, message=message, retryable=True)
         try:
             await self.records.fail(run_id, failure)
-        except GatewayError as exc:
+        except UpstreamError as exc:
             logger.error("could not record the failure (%s) on the run either: %s", code, exc)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from kiln_common.proxy import Upstream
 from kiln_contracts.records import RunRequest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -11,7 +12,6 @@ from kiln_gateway.catalog import WorkflowCatalog
 from kiln_gateway.config import GatewaySettings
 from kiln_gateway.runs import RunCreator
 from kiln_gateway.sessions import SessionStore
-from kiln_gateway.upstream import Upstream
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib.metadata import version
@@ -13,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from kiln_common.errors import error_response
+from kiln_common.params import EntityFilenamePath, RunIdPath
 from kiln_contracts.api import (
     BlockEntityBody,
     CreateRunBody,
@@ -23,22 +23,14 @@ from kiln_contracts.api import (
 )
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunFailed
-from kiln_contracts.ids import InvalidRunIdError, parse_run_id
-from kiln_contracts.layout import InvalidFilenameError
+from kiln_contracts.ids import parse_run_id
 from kiln_contracts.records import Entity, RunError, RunRecord, RunStatus
-from kiln_storage.index import InvalidCursorError, RunFilter
-from kiln_storage.local import EntityNotFoundError, RunExistsError, RunNotFoundError, StorageError
+from kiln_storage.index import RunFilter
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from kiln_media.catalog import (
-    Deletion,
-    RunCatalog,
-    StoredFile,
-    UnknownMediaKindError,
-    parse_instant,
-)
-from kiln_media.deps import CatalogDep, RunIdDep, ServiceDep, StateDep
+from kiln_media.catalog import Deletion, RunCatalog, StoredFile, parse_instant
+from kiln_media.deps import CatalogDep, ServiceDep, StateDep
 from kiln_media.errors import MediaError
 
 logger = logging.getLogger("kiln.media.api")
@@ -47,13 +39,9 @@ router = APIRouter()
 
 @router.post("/runs", status_code=201, response_model=RunRecord)
 async def create_run(body: CreateRunBody, service: ServiceDep) -> RunRecord:
+    run_id = parse_run_id(body.run_id)
     try:
-        run_id = parse_run_id(body.run_id)
         return await service.create_run(run_id, body.request)
-    except InvalidRunIdError as exc:
-        raise MediaError(ErrorCode.INVALID_RUN_ID, str(exc), 400) from None
-    except RunExistsError as exc:
-        raise MediaError(ErrorCode.RUN_EXISTS, str(exc), 409) from None
     except OSError as exc:
         raise MediaError(
             ErrorCode.STORAGE_UNAVAILABLE, f"could not create run: {exc}", 503
@@ -61,41 +49,14 @@ async def create_run(body: CreateRunBody, service: ServiceDep) -> RunRecord:
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord)
-async def get_run(run_id: RunIdDep, service: ServiceDep) -> RunRecord:
-    try:
-        return await service.get_run(run_id)
-    except RunNotFoundError as exc:
-        raise MediaError(ErrorCode.RUN_NOT_FOUND, str(exc), 404) from None
+async def get_run(run_id: RunIdPath, service: ServiceDep) -> RunRecord:
+    return await service.get_run(run_id)
 
 
 @router.post("/runs/{run_id}/fail", response_model=RunRecord)
-async def fail_run(run_id: RunIdDep, body: RunError, service: ServiceDep) -> RunRecord:
+async def fail_run(run_id: RunIdPath, body: RunError, service: ServiceDep) -> RunRecord:
     """Record a failure that happened before the run reached NATS (gateway only)."""
-    try:
-        return await service.record_failure(RunFailed.of(run_id, body))
-    except RunNotFoundError as exc:
-        raise MediaError(ErrorCode.RUN_NOT_FOUND, str(exc), 404) from None
-
-
-def _not_found(exc: Exception) -> MediaError:
-    if isinstance(exc, RunNotFoundError):
-        return MediaError(ErrorCode.RUN_NOT_FOUND, str(exc), 404)
-    return MediaError(ErrorCode.FILE_NOT_FOUND, str(exc), 404)
-
-
-async def _resolve(lookup: Awaitable[StoredFile]) -> StoredFile:
-    try:
-        return await lookup
-    except InvalidFilenameError as exc:
-        raise MediaError(ErrorCode.INVALID_FILENAME, str(exc), 400) from None
-    except UnknownMediaKindError as exc:
-        raise MediaError(ErrorCode.NOT_FOUND, str(exc), 404) from None
-    except (RunNotFoundError, EntityNotFoundError) as exc:
-        raise _not_found(exc) from None
-    except StorageError as exc:
-        # Listed but missing on disk: say so (it is logged as an error, never silent).
-        logger.error("%s", exc)
-        raise MediaError(ErrorCode.FILE_NOT_FOUND, str(exc), 404) from None
+    return await service.record_failure(RunFailed.of(run_id, body))
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -178,51 +139,44 @@ class LargeChunkFileResponse(FileResponse):
 
 @router.api_route("/runs/{run_id}/files/{filename}", methods=["GET", "HEAD"], response_model=None)
 async def get_file(
-    run_id: RunIdDep, filename: str, request: Request, catalog: CatalogDep
+    run_id: RunIdPath, filename: EntityFilenamePath, request: Request, catalog: CatalogDep
 ) -> Response:
-    return _serve(request, await _resolve(catalog.entity_file(run_id, filename)), catalog)
+    return _serve(request, await catalog.entity_file(run_id, filename), catalog)
 
 
 @router.api_route("/media/{kind}/{run_id}", methods=["GET", "HEAD"], response_model=None)
 async def get_newest_media(
-    kind: str, run_id: RunIdDep, request: Request, catalog: CatalogDep
+    kind: str, run_id: RunIdPath, request: Request, catalog: CatalogDep
 ) -> Response:
     """The newest output of a kind (image, audio, video): the replaced system's URLs."""
-    return _serve(request, await _resolve(catalog.media(kind, run_id, None)), catalog)
+    return _serve(request, await catalog.media(kind, run_id, None), catalog)
 
 
 @router.api_route("/media/{kind}/{run_id}/{index}", methods=["GET", "HEAD"], response_model=None)
 async def get_media(
     kind: str,
-    run_id: RunIdDep,
+    run_id: RunIdPath,
     index: Annotated[int, FastApiPath(ge=0, le=9999)],
     request: Request,
     catalog: CatalogDep,
 ) -> Response:
     """The ``index``-th output of a kind, 0-based in the order they were stored."""
-    return _serve(request, await _resolve(catalog.media(kind, run_id, index)), catalog)
+    return _serve(request, await catalog.media(kind, run_id, index), catalog)
 
 
 @router.put("/runs/{run_id}/entities/{filename}/block", response_model=Entity)
 async def block_entity(
-    run_id: RunIdDep, filename: str, body: BlockEntityBody, catalog: CatalogDep
+    run_id: RunIdPath, filename: EntityFilenamePath, body: BlockEntityBody, catalog: CatalogDep
 ) -> Entity:
     """Researcher only (the gateway checks): never served again, kept for research."""
-    return await _change_block(catalog.set_blocked(run_id, filename, body.reason))
+    return await catalog.set_blocked(run_id, filename, body.reason)
 
 
 @router.delete("/runs/{run_id}/entities/{filename}/block", response_model=Entity)
-async def unblock_entity(run_id: RunIdDep, filename: str, catalog: CatalogDep) -> Entity:
-    return await _change_block(catalog.set_blocked(run_id, filename, None))
-
-
-async def _change_block(change: Awaitable[Entity]) -> Entity:
-    try:
-        return await change
-    except InvalidFilenameError as exc:
-        raise MediaError(ErrorCode.INVALID_FILENAME, str(exc), 400) from None
-    except (RunNotFoundError, EntityNotFoundError) as exc:
-        raise _not_found(exc) from None
+async def unblock_entity(
+    run_id: RunIdPath, filename: EntityFilenamePath, catalog: CatalogDep
+) -> Entity:
+    return await catalog.set_blocked(run_id, filename, None)
 
 
 @router.get("/runs", response_model=RunPage)
@@ -247,33 +201,24 @@ async def list_runs(
 
     The body is a RunPage whose items are the stored records, sent as stored (no re-encoding).
     """
-    try:
-        where = RunFilter(
-            status=status.value if status else None,
-            workflow=workflow,
-            device_id=device_id,
-            session_id=session_id,
-            since=parse_instant(since) if since else None,
-            until=parse_instant(until) if until else None,
-        )
-    except ValueError as exc:
-        raise MediaError(ErrorCode.INVALID_REQUEST, f"since/until: {exc}", 400) from None
-    try:
-        body = await catalog.list_runs(where, limit, cursor)
-    except InvalidCursorError as exc:
-        raise MediaError(ErrorCode.INVALID_CURSOR, str(exc), 400) from None
+    where = RunFilter(
+        status=status.value if status else None,
+        workflow=workflow,
+        device_id=device_id,
+        session_id=session_id,
+        since=parse_instant(since) if since else None,
+        until=parse_instant(until) if until else None,
+    )
+    body = await catalog.list_runs(where, limit, cursor)
     return Response(body, media_type="application/json")
 
 
 @router.delete("/runs/{run_id}", response_model=DeletionReport)
-async def delete_run(run_id: RunIdDep, catalog: CatalogDep, state: StateDep) -> DeletionReport:
+async def delete_run(run_id: RunIdPath, catalog: CatalogDep, state: StateDep) -> DeletionReport:
     """Delete one run's folder; the deletion is written to the audit log on the root."""
-    try:
-        return await catalog.delete_run(
-            run_id, Deletion(reason="request", actor=state.settings.instance_id)
-        )
-    except RunNotFoundError as exc:
-        raise _not_found(exc) from None
+    return await catalog.delete_run(
+        run_id, Deletion(reason="request", actor=state.settings.instance_id)
+    )
 
 
 @router.post("/deletions", response_model=DeletionReport)

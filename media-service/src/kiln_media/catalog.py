@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anyio
 from kiln_contracts.api import DeletionReport
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.records import Entity, RunRecord, utc_now
 from kiln_storage.base import (
     EntityNotFoundError,
@@ -47,7 +48,10 @@ class StoredFile:
     path: Path | None
 
 
-class UnknownMediaKindError(ValueError):
+class UnknownMediaKindError(MappedError, ValueError):
+    code = ErrorCode.NOT_FOUND
+    status_code = 404
+
     def __init__(self, kind: str) -> None:
         super().__init__(f"no media kind {kind!r}; one of {', '.join(MEDIA_KINDS)}"[:200])
 
@@ -188,9 +192,17 @@ class RunCatalog:
         return await self.delete_matching(RunFilter(until=cutoff), why)
 
 
+class InvalidInstantError(MappedError, ValueError):
+    code = ErrorCode.INVALID_REQUEST
+    status_code = 400
+
+
 def parse_instant(value: str) -> datetime:
     """ISO-8601 with a zone; a naive time is refused rather than guessed."""
-    instant = datetime.fromisoformat(value)
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInstantError(f"since/until: {exc}") from None
     if instant.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone (add Z or +00:00)")
+        raise InvalidInstantError(f"since/until: {value!r} has no time zone (add Z or +00:00)")
     return instant

@@ -21,7 +21,7 @@ from kiln_contracts.events import (
 )
 from kiln_contracts.records import Stage
 from kiln_contracts.subjects import RUNS_STREAM, parse_run_event_subject
-from kiln_storage.local import RunNotFoundError
+from kiln_storage.base import RunNotFoundError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 

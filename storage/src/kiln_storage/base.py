@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -12,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.layout import entity_filename
 from kiln_contracts.records import (
     BlockInfo,
@@ -27,26 +29,54 @@ from kiln_contracts.records import (
 
 CHUNK_SIZE = 256 * 1024
 
+logger = logging.getLogger("kiln.storage")
 
-class StorageError(Exception):
-    """Base for storage failures the caller must report."""
+
+class StorageError(MappedError):
+    """Base for storage failures the caller must report. Each kind carries its HTTP answer;
+    one that is none of the kinds below is the storage failing (500, logged)."""
+
+    code = ErrorCode.STORAGE_FAILED
 
 
 class RunNotFoundError(StorageError):
+    code = ErrorCode.RUN_NOT_FOUND
+    status_code = 404
+
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run {run_id} on this storage root")
         self.run_id = run_id
 
 
 class RunExistsError(StorageError):
+    code = ErrorCode.RUN_EXISTS
+    status_code = 409
+
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id} exists already")
         self.run_id = run_id
 
 
 class EntityNotFoundError(StorageError):
+    code = ErrorCode.FILE_NOT_FOUND
+    status_code = 404
+
     def __init__(self, run_id: str, filename: str) -> None:
         super().__init__(f"run {run_id} has no file {filename}")
+        self.run_id = run_id
+        self.filename = filename
+
+
+class EntityMissingError(StorageError):
+    """An entity the record lists whose bytes are gone: a 404 for the caller, and an error in
+    the log where it is found (the store must never lose files silently)."""
+
+    code = ErrorCode.FILE_NOT_FOUND
+    status_code = 404
+
+    def __init__(self, run_id: str, filename: str, where: str) -> None:
+        super().__init__(f"{filename} is listed for run {run_id} but missing {where}")
+        logger.error("%s", self, extra={"run_id": run_id})
         self.run_id = run_id
         self.filename = filename
 
@@ -184,29 +214,42 @@ def deletion_entry(
     }
 
 
-class RunStorage(Protocol):
-    """What a storage root offers, on a local volume (``local.RunStore``) or on S3
-    (``s3.S3RunStore``). Readers (export-service) need only the reading half."""
+class RunStorage(ABC):
+    """The one storage interface: what a storage root offers, on a local volume
+    (``local.RunStore``) or on S3 (``s3.S3RunStore``), and what both do the same way on top of
+    their own staging and commit (``stage_stream``, ``discard``, ``add_bytes``). Readers
+    (export-service) need only the reading half."""
 
     listeners: list[Callable[[str], None]]
 
     # reading
+    @abstractmethod
     def ensure_storage_id(self) -> str: ...
+    @abstractmethod
     def read_storage_id(self) -> str: ...
+    @abstractmethod
     def read(self, run_id: str) -> RunRecord: ...
+    @abstractmethod
     def read_raw(self, run_id: str) -> tuple[bytes, str]: ...
+    @abstractmethod
     def scan_versions(self, first_day: str | None = None) -> Iterator[tuple[str, str]]: ...
+    @abstractmethod
     def iter_run_ids(self) -> Iterator[str]: ...
+    @abstractmethod
     def entity(self, run_id: str, filename: str) -> Entity: ...
+    @abstractmethod
     def iter_entity(self, run_id: str, filename: str) -> Iterator[bytes]: ...
+    @abstractmethod
     def read_audit(self) -> list[dict[str, Any]]: ...
 
     # writing (media-service only)
+    @abstractmethod
     def create_run(self, run_id: str, request: RunRequest) -> RunRecord: ...
+    @abstractmethod
     def update(self, run_id: str, change: Callable[[RunRecord], RunRecord | None]) -> RunRecord: ...
+    @abstractmethod
     def open_staging(self, run_id: str) -> StagingWriter: ...
-    def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile: ...
-    def discard(self, staged: StagedFile) -> None: ...
+    @abstractmethod
     def commit_entity(
         self,
         run_id: str,
@@ -218,39 +261,12 @@ class RunStorage(Protocol):
         change: Callable[[RunRecord, Entity], RunRecord] | None = None,
         existing: Callable[[RunRecord], Entity | None] | None = None,
     ) -> Entity: ...
-    def add_bytes(
-        self,
-        run_id: str,
-        data: bytes,
-        entity_type: str,
-        ext: str,
-        mime: str,
-        meta: dict[str, Any],
-        existing: Callable[[RunRecord], Entity | None] | None = None,
-    ) -> Entity: ...
+    @abstractmethod
     def set_blocked(self, run_id: str, filename: str, reason: str | None) -> Entity: ...
+    @abstractmethod
     def delete_run(self, run_id: str, reason: str, actor: str, detail: dict[str, Any]) -> bool: ...
+    @abstractmethod
     def append_audit(self, entry: dict[str, Any]) -> None: ...
-
-
-class StagedWrites(ABC):
-    """What every backend does the same way on top of its own staging and commit."""
-
-    @abstractmethod
-    def open_staging(self, run_id: str) -> StagingWriter: ...
-
-    @abstractmethod
-    def commit_entity(
-        self,
-        run_id: str,
-        staged: StagedFile,
-        entity_type: str,
-        ext: str,
-        mime: str,
-        meta: dict[str, Any],
-        change: Callable[[RunRecord, Entity], RunRecord] | None = None,
-        existing: Callable[[RunRecord], Entity | None] | None = None,
-    ) -> Entity: ...
 
     def stage_stream(self, run_id: str, chunks: Iterator[bytes]) -> StagedFile:
         writer = self.open_staging(run_id)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from kiln_contracts.errors import ErrorCode, MappedError
 from kiln_contracts.ids import InvalidRunIdError, parse_run_id
 
 from kiln_storage.base import RunNotFoundError, RunStorage
@@ -42,8 +43,11 @@ _CURSOR_PREFIX = "v1:"
 logger = logging.getLogger("kiln.storage.index")
 
 
-class InvalidCursorError(ValueError):
+class InvalidCursorError(MappedError, ValueError):
     """A ``cursor`` that this index did not hand out."""
+
+    code = ErrorCode.INVALID_CURSOR
+    status_code = 400
 
 
 @dataclass(frozen=True)
@@ -224,11 +228,3 @@ class RunIndex:
         args.append(limit)
         with self._lock:
             return [(row[0], row[1]) for row in self._db.execute(sql, args).fetchall()]
-
-    def run_ids_before(self, instant: datetime) -> list[str]:
-        """Every indexed run created before ``instant`` (for retention)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT run_id FROM runs WHERE run_id < ? ORDER BY run_id", (run_id_bound(instant),)
-            ).fetchall()
-        return [row[0] for row in rows]

@@ -37,31 +37,19 @@ from kiln_contracts.records import (
 
 from kiln_storage.base import (
     CHUNK_SIZE,
+    EntityMissingError,
     EntityNotFoundError,
     RunExistsError,
     RunNotFoundError,
+    RunStorage,
     StagedFile,
-    StagedWrites,
     StagingWriter,
-    StorageError,
     deletion_entry,
     dump_record,
     new_entity,
     new_record,
     with_block,
 )
-
-# Errors and staging live in base (shared by every backend); re-exported for existing callers.
-__all__ = [
-    "EntityNotFoundError",
-    "RunExistsError",
-    "RunNotFoundError",
-    "RunStore",
-    "StagedFile",
-    "StagingWriter",
-    "StorageError",
-    "write_atomic",
-]
 
 logger = logging.getLogger("kiln.storage")
 
@@ -96,7 +84,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-class RunStore(StagedWrites):
+class RunStore(RunStorage):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._thread_locks: dict[str, threading.Lock] = {}
@@ -321,9 +309,6 @@ class RunStore(StagedWrites):
                     continue
                 yield entry.name, _version(stat)
 
-    def metadata_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / METADATA_FILE
-
     def iter_entity(self, run_id: str, filename: str) -> Iterator[bytes]:
         """An entity's bytes in chunks (never whole in memory)."""
         path, _ = self.entity_path(run_id, filename)
@@ -390,5 +375,5 @@ class RunStore(StagedWrites):
         entity = self.entity(run_id, filename)
         path = self.run_dir(run_id) / entity.filename
         if not path.is_file():
-            raise StorageError(f"{filename} is listed for run {run_id} but missing on disk")
+            raise EntityMissingError(run_id, filename, "on disk")
         return path, entity

@@ -37,11 +37,12 @@ from kiln_contracts.records import Entity, RunRecord, RunRequest, utc_now
 
 from kiln_storage.base import (
     CHUNK_SIZE,
+    EntityMissingError,
     EntityNotFoundError,
     RunExistsError,
     RunNotFoundError,
+    RunStorage,
     StagedFile,
-    StagedWrites,
     StagingWriter,
     StorageError,
     deletion_entry,
@@ -66,6 +67,8 @@ class ConflictError(StorageError):
 
 @dataclass(frozen=True)
 class S3Location:
+    """``s3://bucket/prefix``: where a storage root or export archives live on S3."""
+
     bucket: str
     prefix: str
 
@@ -76,12 +79,33 @@ class S3Location:
             raise ValueError(f"not an s3://bucket/prefix URL: {url!r}")
         return cls(parts.netloc, parts.path.strip("/"))
 
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
 
-def s3_client(endpoint_url: str | None = None) -> S3Client:
-    """A client from the standard AWS environment (keys, region, AWS_ENDPOINT_URL), with
-    path-style addressing (what S3-compatible stores such as SeaweedFS expect)."""
-    config = Config(s3={"addressing_style": "path"}, retries={"mode": "standard"})
-    client: S3Client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+def s3_client(
+    endpoint_url: str | None = None,
+    *,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    max_attempts: int | None = None,
+) -> S3Client:
+    """The one way kiln makes an S3 client: path-style addressing (what S3-compatible stores
+    such as SeaweedFS expect) and standard retries. What is not given comes from the standard
+    AWS environment (keys, region, AWS_ENDPOINT_URL)."""
+    retries: dict[str, Any] = {"mode": "standard"}
+    if max_attempts is not None:
+        retries["max_attempts"] = max_attempts
+    config = Config(s3={"addressing_style": "path"}, retries=retries)  # type: ignore[arg-type]
+    client: S3Client = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=config,
+    )
     return client
 
 
@@ -108,7 +132,7 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())  # noqa: S311 - jitter only
 
 
-class S3RunStore(StagedWrites):
+class S3RunStore(RunStorage):
     """The same public methods as ``kiln_storage.local.RunStore``, on S3."""
 
     def __init__(self, client: S3Client, bucket: str, prefix: str = "", spool: Path | None = None):
@@ -368,9 +392,7 @@ class S3RunStore(StagedWrites):
             )
         except ClientError as exc:
             if _missing(exc):
-                raise StorageError(
-                    f"{filename} is listed for run {run_id} but missing on S3"
-                ) from None
+                raise EntityMissingError(run_id, filename, "on S3") from None
             raise
         yield from response["Body"].iter_chunks(CHUNK_SIZE)
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
+from kiln_storage.s3 import s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -93,15 +92,12 @@ class WeedMini:
 
     def client(self) -> S3Client:
         """A boto3 client for this endpoint, path-style, with its keys."""
-        client: S3Client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}),
+        return s3_client(
+            self.endpoint,
+            region="us-east-1",
+            access_key=self.access_key,
+            secret_key=self.secret_key,
         )
-        return client
 
     def __enter__(self) -> WeedMini:
         return self.start()
