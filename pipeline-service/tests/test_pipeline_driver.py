@@ -412,3 +412,20 @@ async def test_a_resubmission_is_published_with_backend_and_reason(rig: Rig) -> 
     assert resubmitted.backend == "comfyui-0"
     assert resubmitted.previous_backend == "comfyui-0"
     assert resubmitted.reason == ResubmitReason.BACKEND_LOST
+
+
+async def test_a_stop_the_backend_could_not_hear_is_sent_again_once_it_answers(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    rig.comfy.down = True
+    requests_before = rig.comfy.queue_reads
+    rig.driver.request_cancel(RUN)
+    await rig.comfy.wait_until(lambda: bool(rig.sink.cancelling_events))
+    assert rig.comfy.interrupted == []  # it did not answer
+    rig.comfy.down = False
+    await task
+    assert rig.comfy.interrupted == [RUN]
+    assert rig.comfy.queue_reads > requests_before
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.INTERRUPTED

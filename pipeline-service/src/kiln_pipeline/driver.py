@@ -558,36 +558,39 @@ class RunDriver:
         requested_at = utc_now()
         logger.info("stopping the prompt on %s (%s)", backend.name, why.value)
         await self.sink.publish(RunCancelling(run_id=run_id, reason=why, backend=backend.name))
-        was_pending = False
-        try:
-            _, pending = await backend.client.queue()
-            was_pending = run_id in pending
-            await backend.client.delete_queued(run_id)
-            await backend.client.interrupt(run_id)
-        except BackendUnavailableError as exc:
-            logger.warning("could not stop the prompt on %s: %s", backend.name, exc)
-        outcome, entry = await self._confirm_stopped(backend, run_id, messages, was_pending)
+        outcome, entry = await self._confirm_stopped(backend, run_id, messages)
         await self._report_stopped(backend, run, why, requested_at, outcome, entry)
         return Verdict.DONE
 
+    async def _stop_on(self, backend: Backend, run_id: str) -> bool:
+        """Dequeue the prompt if it is pending, interrupt it if it is running (only this
+        prompt); True if it was pending. Raises BackendUnavailableError."""
+        _, pending = await backend.client.queue()
+        await backend.client.delete_queued(run_id)
+        await backend.client.interrupt(run_id)
+        return run_id in pending
+
     async def _confirm_stopped(
-        self,
-        backend: Backend,
-        run_id: str,
-        messages: asyncio.Queue[Message],
-        was_pending: bool,
+        self, backend: Backend, run_id: str, messages: asyncio.Queue[Message]
     ) -> tuple[BackendOutcome, dict[str, Any] | None]:
-        """What became of a stopped prompt, as the backend says: its history entry, or gone
-        from queue and history; unconfirmed after ``stop_confirm_seconds``."""
+        """Stop the prompt (again and again while the backend does not answer) and say what
+        became of it, as the backend says: its history entry, or gone from queue and history;
+        unconfirmed after ``stop_confirm_seconds``."""
         limit = time.monotonic() + self.poll.stop_confirm_seconds
         interval = self.poll.initial_seconds
         missing_since: float | None = None
+        stopped, was_pending = False, False
         while True:
             try:
+                if not stopped:
+                    was_pending = await self._stop_on(backend, run_id)
+                    stopped = True
                 # Queue before history, as when following: never "in neither" by a race.
                 queued = run_id in await backend.client.queued_prompt_ids()
                 entry = None if queued else await backend.client.history(run_id)
             except BackendUnavailableError as exc:
+                if not stopped:
+                    logger.warning("could not stop the prompt on %s yet: %s", backend.name, exc)
                 await self.pool.mark_unhealthy(backend, str(exc))
                 missing_since = None
             else:
