@@ -39,9 +39,9 @@ NOISE_GRAPH = {
     "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "kiln"}},
 }
 LAST_NODE = "3"
-NODE_SECONDS = 1.5
-# Three nodes of 1.5 s: the last one runs from 3.0 s to 4.5 s after the prompt starts.
-LAST_NODE_DEADLINE_SECONDS = 3.75
+NODE_SECONDS = 2.0
+# Three nodes of 2 s: the last one runs from 4 s to 6 s after the prompt starts.
+LAST_NODE_DEADLINE_SECONDS = 5.0
 
 
 def _write_workflow(directory: Path, name: str, **manifest_fields: Any) -> None:
@@ -158,9 +158,19 @@ def test_a_cancel_in_the_last_node_ends_as_comfyui_ended_it_and_holds_the_slot(
     # The backend is still running the last node: its one slot stays taken, so a second run
     # is not submitted until the simulator has finished the first.
     second = start_run(gw)
-    while sim.get("/sim/state").json()["running"] == first:
-        assert submissions(sim, second) == [], "the slot was reused while the backend was busy"
+    eventually(
+        lambda: gw.get(f"/api/runs/{first}").json()["events"][-1]["event"] == "cancelling",
+        10,
+        "cancelling in the record",
+    )
+    while True:
+        # Read first, then check the simulator was still busy with the first run afterwards:
+        # what was read was read while the backend was busy.
+        submitted = submissions(sim, second)
         record = gw.get(f"/api/runs/{first}").json()
+        if sim.get("/sim/state").json()["running"] != first:
+            break
+        assert submitted == [], "the slot was reused while the backend was busy"
         assert record["status"] == "running"
         assert record["events"][-1]["event"] == "cancelling"
     read = follower.join()
