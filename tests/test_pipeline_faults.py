@@ -172,6 +172,16 @@ def test_a_restart_that_loses_the_prompt_resubmits_it_once_under_the_same_id(
     assert len(accepted) == 2
     # Stored once, from the second submission.
     assert len([e for e in record["entities"] if e["type"] == "output_image"]) == 1
+    # The resubmission is in the run's history (the researcher's view), with backend and why.
+    [resubmitted] = [e for e in record["events"] if e["event"] == "resubmitted"]
+    assert resubmitted["detail"] == {
+        "attempt": 2,
+        "backend": "comfyui-0",
+        "previous_backend": "comfyui-0",
+        "reason": "backend_lost",
+    }
+    events = [e["event"] for e in record["events"]]
+    assert events.index("started") < events.index("resubmitted") < events.index("generated")
 
 
 def test_a_restart_without_downtime_is_recognised_after_the_grace_period(
@@ -198,6 +208,7 @@ def test_a_prompt_lost_twice_fails_as_backend_lost(gw: httpx.Client, sim: httpx.
     assert record["status"] == "failed"
     assert record["error"]["code"] == "backend_lost"
     assert len(submissions(sim, run_id)) == 2
+    assert [e["event"] for e in record["events"]].count("resubmitted") == 1
 
 
 def test_a_node_failing_at_run_time_fails_the_run_with_node_type_and_message(

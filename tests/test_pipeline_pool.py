@@ -141,6 +141,19 @@ def test_a_backend_refusing_prompts_is_routed_around(
         record = wait_final(gw, run_id, timeout=30)
         assert record["status"] == "completed", record["error"]
         assert [p["accepted"] for p in submissions(sim_b, run_id)] == [True]
+        # A run refused by comfyui-0 first moved to comfyui-1: an event says so.
+        moves = [e["detail"] for e in record["events"] if e["event"] == "resubmitted"]
+        if submissions(sim_a, run_id):
+            assert moves == [
+                {
+                    "attempt": 2,
+                    "backend": "comfyui-1",
+                    "previous_backend": "comfyui-0",
+                    "reason": "backend_unavailable",
+                }
+            ]
+        else:
+            assert moves == []
     # At most one attempt per run reached the refusing backend.
     assert all(len(submissions(sim_a, r)) <= 1 for r in runs)
 
@@ -167,6 +180,13 @@ def test_a_backend_that_stops_answering_leaves_rotation_and_its_run_moves_once(
     record = wait_final(gw, run_id, timeout=40)
     assert record["status"] == "completed", record["error"]
     assert [p["accepted"] for p in submissions(sims[survivor], run_id)] == [True]
+    # The move is a run event (the researcher's history), naming both backends and why.
+    survivor_backend = names[survivor][1]
+    [moved] = [e for e in record["events"] if e["event"] == "resubmitted"]
+    assert moved["detail"]["backend"] == survivor_backend
+    assert moved["detail"]["previous_backend"] == victim_backend
+    assert moved["detail"]["reason"] in ("backend_lost", "backend_unavailable")
+    assert record["backend"] == survivor_backend
     dead = _backends(gw)[victim_backend]
     assert dead["healthy"] is False
     assert dead["last_error"]

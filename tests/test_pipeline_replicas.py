@@ -60,9 +60,18 @@ def test_cancel_reaches_the_replica_driving_each_run(replicated: Stack) -> None:
         for run_id in (running, queued, waiting):
             assert wait_final(gateway, run_id, timeout=30)["status"] == "cancelled"
         assert submissions(sim, waiting) == []
-        # As in ComfyUI, the interrupt takes effect once the running node has finished (the
-        # record says cancelled before that; the backend confirming it is issue 15 item 2).
-        eventually(lambda: sim.get("/sim/state").json()["running"] is None, 10, "sim idle")
+        # As in ComfyUI, the interrupt takes effect once the running node has finished; the
+        # record is final only once the simulator has confirmed it, and says what it did.
+        assert sim.get("/sim/state").json()["running"] is None
         assert sim.get("/sim/state").json()["pending"] == []
         entry = sim.get(f"/history/{running}").json()[running]
         assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+        outcomes = {
+            run_id: wait_final(gateway, run_id)["events"][-1]["detail"]["backend_outcome"]
+            for run_id in (running, queued, waiting)
+        }
+        assert outcomes == {
+            running: "interrupted",
+            queued: "dequeued",
+            waiting: "never_submitted",
+        }

@@ -151,3 +151,55 @@ def test_ui_does_not_offer_a_workflow_the_pipeline_cannot_run(
     page, _ = ui.open("/")
     expect(page.locator("label.choice", has_text="Noise picture")).to_be_visible()
     expect(page.locator("label.choice", has_text="Translated noise")).to_have_count(0)
+
+
+@pytest.mark.parametrize(
+    ("locale", "labels", "stopping", "stopped"),
+    [
+        (
+            "en-US",
+            ("Noise picture", "Describe it in your own words", "Generate"),
+            "Stopping…",
+            "Stopped",
+        ),
+        (
+            "de-DE",
+            ("Rauschbild", "Beschreibe es mit deinen Worten", "Erzeugen"),
+            "Wird abgebrochen…",
+            "Abgebrochen",
+        ),
+    ],
+)
+def test_ui_a_cancel_in_the_last_node_shows_stopping_until_the_backend_confirms(
+    ui: Ui,
+    gateway: httpx.Client,
+    simulator: httpx.Client,
+    locale: str,
+    labels: tuple[str, str, str],
+    stopping: str,
+    stopped: str,
+) -> None:
+    # Three nodes of 2 s; ComfyUI (and the simulator) honour an interrupt only between nodes,
+    # so a cancel in the last one waits for it to finish.
+    assert simulator.post("/sim/faults", json={"node_delay_seconds": 2.0}).status_code == 200
+    try:
+        page, _ = ui.open("/", locale=locale)
+        workflow, prompt, generate_button = labels
+        page.get_by_label(workflow).check()
+        page.get_by_label(prompt).fill("a kite")
+        page.get_by_role("button", name=generate_button).click()
+        panel = page.locator("#progress")
+        # Two of three nodes done: the last one is running.
+        page.wait_for_function(
+            "() => document.querySelector('#progress progress')?.value >= 0.66", timeout=30_000
+        )
+        run_id = panel.get_attribute("data-run-id")
+        answer = gateway.post(f"/api/runs/{run_id}/cancel", headers=RESEARCHER)
+        assert answer.status_code == 202, answer.text
+        expect(panel).to_have_attribute("data-status", "cancelling")
+        expect(panel.locator(".run-status")).to_have_text(stopping)
+        ui.shot(page, f"create-cancelling-{locale[:2]}")
+        expect(panel).to_have_attribute("data-status", "cancelled", timeout=15_000)
+        expect(panel.locator(".run-status")).to_have_text(stopped)
+    finally:
+        simulator.post("/sim/faults", json={"node_delay_seconds": None})

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from kiln_gateway.auth import DEV_RESEARCHER_TOKEN
 from playwright.sync_api import Page, expect
-from support.kiln_polling import wait_final
+from support.kiln_polling import eventually, wait_final
 from support.ui_browser import Ui
 
 pytestmark = pytest.mark.integration
@@ -159,3 +159,42 @@ def test_ui_research_export_watched_and_downloaded(
     for run_id in run_ids[:2]:
         assert any(run_id in n for n in names), run_id
     assert not any(run_ids[2] in n for n in names)
+
+
+def test_ui_research_history_shows_a_resubmission_after_a_comfyui_restart(
+    ui: Ui, gateway: httpx.Client, simulator: httpx.Client
+) -> None:
+    with httpx.Client(base_url=str(gateway.base_url), timeout=10) as device:
+        device_id = device.get("/api/me").json()["device_id"]
+        simulator.post("/sim/faults", json={"node_delay_seconds": 0.7}).raise_for_status()
+        try:
+            body = {
+                "workflow": "noise",
+                "input_text": "a kite",
+                "params": {"width": 40, "height": 40},
+            }
+            run_id = device.post("/api/runs", json=body).json()["run_id"]
+            eventually(
+                lambda: simulator.get("/sim/state").json()["running"] == run_id, 15, "run on sim"
+            )
+            simulator.post("/sim/restart", json={"downtime_seconds": 1.0}).raise_for_status()
+            assert wait_final(device, run_id, timeout=60)["status"] == "completed"
+        finally:
+            simulator.post("/sim/faults", json={"node_delay_seconds": None})
+    page, _ = ui.open("/")
+    sign_in(page)
+    filter_by_device(page, device_id)
+    page.locator(f"#runs-table tr[data-run-id='{run_id}']").get_by_role("link").click()
+    history = page.locator("#research-run table.history tbody tr")
+    expect(history).to_have_count(5)
+    assert history.locator("td:nth-child(2)").all_inner_texts() == [
+        "created",
+        "started",
+        "resubmitted",
+        "generated",
+        "stored",
+    ]
+    resubmitted = history.nth(2)
+    expect(resubmitted).to_contain_text('"reason":"backend_lost"')
+    expect(resubmitted).to_contain_text('"backend":"comfyui-0"')
+    ui.shot(page, "research-resubmitted")

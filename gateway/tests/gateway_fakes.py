@@ -81,11 +81,22 @@ class FakeRunQueue:
     requested: list[RunRequested] = field(default_factory=list)
     cancels: list[RunCancel] = field(default_factory=list)
     error: Exception | None = None
+    # Runs a pipeline has taken (a cancel must ask it); others are cancelled at once.
+    taken_by_pipeline: set[str] = field(default_factory=set)
+    cancelled_waiting: list[str] = field(default_factory=list)
 
     async def enqueue(self, requested: RunRequested) -> None:
         if self.error is not None:
             raise self.error
         self.requested.append(requested)
+
+    async def cancel_waiting(self, run_id: str) -> bool:
+        if self.error is not None:
+            raise self.error
+        if run_id in self.taken_by_pipeline:
+            return False
+        self.cancelled_waiting.append(run_id)
+        return True
 
     async def request_cancel(self, cancel: RunCancel) -> None:
         if self.error is not None:

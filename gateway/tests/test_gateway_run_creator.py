@@ -225,11 +225,21 @@ async def test_a_refused_limit_creates_and_queues_nothing(parts: Parts) -> None:
     assert parts.queue.requested == []
 
 
-async def test_cancel_sends_a_cancel_for_a_run_still_going(parts: Parts) -> None:
+async def test_cancel_sends_a_cancel_for_a_run_a_pipeline_has_taken(parts: Parts) -> None:
     accepted = await parts.creator.create(BODY, ORIGIN)
+    parts.queue.taken_by_pipeline.add(accepted.run_id)
     answer = await parts.creator.cancel(accepted.run_id)
     assert answer.status is RunStatus.QUEUED
     assert [c.run_id for c in parts.queue.cancels] == [accepted.run_id]
+    assert parts.queue.cancelled_waiting == []
+
+
+async def test_cancel_of_a_run_waiting_in_the_backlog_is_final_at_once(parts: Parts) -> None:
+    accepted = await parts.creator.create(BODY, ORIGIN)
+    answer = await parts.creator.cancel(accepted.run_id)
+    assert answer.status is RunStatus.CANCELLED
+    assert parts.queue.cancelled_waiting == [accepted.run_id]
+    assert parts.queue.cancels == []  # no pipeline has it: nothing to ask
 
 
 async def test_cancel_of_a_finished_run_is_a_409_and_sends_nothing(parts: Parts) -> None:

@@ -2,8 +2,20 @@ from __future__ import annotations
 
 import pytest
 from kiln_contracts.errors import ErrorCode
-from kiln_contracts.events import GeneratedOutput, RunFailed, RunGenerated, RunStarted
-from kiln_contracts.records import RunStatus, Stage
+from kiln_contracts.events import (
+    BackendOutcome,
+    GeneratedOutput,
+    LateStop,
+    ResubmitReason,
+    RunCancelled,
+    RunCancelling,
+    RunFailed,
+    RunGenerated,
+    RunResubmitted,
+    RunStarted,
+    StopReason,
+)
+from kiln_contracts.records import RunStatus, Stage, utc_now
 from kiln_media.ports import OutputFetchError
 from kiln_media.service import MediaService
 from kiln_storage.local import RunStore
@@ -171,3 +183,66 @@ async def test_a_started_after_a_failure_is_ignored(service: MediaService, run_i
     record = await service.get_run(run_id)
     assert [e.event for e in record.events] == ["created", "failed"]
     assert [e.type for e in record.entities] == ["input"]
+
+
+async def test_cancelling_and_resubmitted_are_history_without_a_state_change(
+    service: MediaService, run_id: str
+) -> None:
+    await service.on_started(
+        RunStarted(run_id=run_id, backend="comfyui-0", backend_url="http://b", graph={"1": {}})
+    )
+    resubmitted = RunResubmitted(
+        run_id=run_id,
+        attempt=2,
+        backend="comfyui-1",
+        previous_backend="comfyui-0",
+        reason=ResubmitReason.BACKEND_LOST,
+    )
+    await service.on_resubmitted(resubmitted)
+    await service.on_resubmitted(resubmitted)  # redelivered
+    cancelling = RunCancelling(run_id=run_id, reason=StopReason.CANCEL, backend="comfyui-1")
+    await service.on_cancelling(cancelling)
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.RUNNING
+    assert record.backend == "comfyui-1"
+    assert [e.event for e in record.events] == ["created", "started", "resubmitted", "cancelling"]
+    assert record.events[2].detail == {
+        "attempt": 2,
+        "backend": "comfyui-1",
+        "previous_backend": "comfyui-0",
+        "reason": "backend_lost",
+    }
+    await service.on_cancelled(
+        RunCancelled(
+            run_id=run_id,
+            backend="comfyui-1",
+            backend_outcome=BackendOutcome.COMPLETED,
+            message="cancelled: comfyui-1 completed it after the cancel",
+        )
+    )
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.CANCELLED
+    assert record.events[-1].detail["backend_outcome"] == "completed"
+    # A cancelling applied after the end, but sent before it, still goes in at its time.
+    late = RunCancelling(
+        run_id=run_id, reason=StopReason.DEADLINE, backend="comfyui-1", at=record.events[2].at
+    )
+    await service.on_cancelling(late)
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.CANCELLED
+    assert [e.event for e in record.events].count("cancelling") == 2
+    assert record.events[-1].event == "cancelled"
+
+
+async def test_outputs_kept_after_a_late_cancel_complete_the_run_and_say_so(
+    service: MediaService, source: FakeSource, run_id: str
+) -> None:
+    source.files["3_00001_.png"] = tiny_png(5, 4)
+    event = generated(run_id, "3_00001_.png").model_copy(
+        update={"late_stop": LateStop(reason=StopReason.CANCEL, requested_at=utc_now())}
+    )
+    await service.on_generated(event)
+    record = await service.get_run(run_id)
+    assert record.status == RunStatus.COMPLETED
+    generated_entry = next(e for e in record.events if e.event == "generated")
+    assert generated_entry.detail["late_stop"]["reason"] == "cancel"  # type: ignore[index]

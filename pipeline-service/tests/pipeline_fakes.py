@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 from kiln_contracts.events import (
     RunCancelled,
+    RunCancelling,
     RunFailed,
     RunGenerated,
     RunMessage,
     RunProgress,
+    RunResubmitted,
     RunStarted,
     RunTextStage,
 )
@@ -27,6 +30,7 @@ class FakeComfy:
     """A ComfyUI whose prompts finish when the test says so."""
 
     queued: list[str] = field(default_factory=list)
+    pending: set[str] = field(default_factory=set)  # of ``queued``: those not running yet
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     submitted: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -34,10 +38,21 @@ class FakeComfy:
     down: bool = False
     finish_on_submit: bool = True
     forget_on_submit: bool = False  # a restart right after each submission
+    # What POST /interrupt does to the running prompt: "interrupt" (ComfyUI between nodes:
+    # history says execution_interrupted) or "finish" (it is in its last node: it completes).
+    on_interrupt: str = "interrupt"
     reject_with: dict[str, Any] | None = None  # POST /prompt answers 400 with this body
     # /object_info entries by class; None: the route is missing (404), as in a bare fake.
     object_info: dict[str, Any] | None = None
+    queue_reads: int = 0
     _submission: asyncio.Event = field(default_factory=asyncio.Event)
+    _request: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Until ``condition`` holds, checked after every request the fake answers."""
+        while not condition():
+            self._request.clear()
+            await self._request.wait()
 
     async def wait_submissions(self, count: int) -> None:
         while len(self.submitted) < count:
@@ -63,6 +78,12 @@ class FakeComfy:
         }
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._handle(request)
+        finally:
+            self._request.set()
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             return httpx.Response(503, text="down")
         path, method = request.url.path, request.method
@@ -81,16 +102,33 @@ class FakeComfy:
         if path == "/prompt":
             return httpx.Response(200, json={"exec_info": {"queue_remaining": len(self.queued)}})
         if path == "/queue" and method == "GET":
-            running = [[0, p, {}, {}, []] for p in self.queued]
-            return httpx.Response(200, json={"queue_running": running, "queue_pending": []})
+            self.queue_reads += 1
+            running = [[0, p, {}, {}, []] for p in self.queued if p not in self.pending]
+            pending = [[0, p, {}, {}, []] for p in self.queued if p in self.pending]
+            return httpx.Response(200, json={"queue_running": running, "queue_pending": pending})
         if path == "/queue":
             for prompt_id in json.loads(request.content).get("delete", []):
                 self.deleted.append(prompt_id)
-                if prompt_id in self.queued:
+                # As in ComfyUI: only a prompt still pending is removed, never the running one.
+                if prompt_id in self.queued and prompt_id in self.pending:
                     self.queued.remove(prompt_id)
+                    self.pending.discard(prompt_id)
             return httpx.Response(200)
         if path == "/interrupt":
-            self.interrupted.append(json.loads(request.content)["prompt_id"])
+            prompt_id = json.loads(request.content)["prompt_id"]
+            self.interrupted.append(prompt_id)
+            if prompt_id in self.queued and self.on_interrupt == "interrupt":
+                self.queued.remove(prompt_id)
+                self.history[prompt_id] = {
+                    "outputs": {},
+                    "status": {
+                        "status_str": "error",
+                        "completed": False,
+                        "messages": [
+                            ["execution_interrupted", {"prompt_id": prompt_id, "node_id": "3"}]
+                        ],
+                    },
+                }
             return httpx.Response(200)
         if path.startswith("/object_info/") and self.object_info is not None:
             node_class = path.removeprefix("/object_info/")
@@ -139,10 +177,29 @@ class RecordingSink:
     def cancelled_events(self) -> list[RunCancelled]:
         return self.of_type(RunCancelled)
 
+    @property
+    def cancelling_events(self) -> list[RunCancelling]:
+        return self.of_type(RunCancelling)
+
+    @property
+    def resubmitted_events(self) -> list[RunResubmitted]:
+        return self.of_type(RunResubmitted)
+
 
 @dataclass
 class FakeLedger:
     cancelled: set[str] = field(default_factory=set)
+    # Runs a cancel claimed while they waited in the backlog.
+    claimed_by_cancel: set[str] = field(default_factory=set)
+    taken: list[str] = field(default_factory=list)
+    took: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def take(self, run_id: str) -> bool:
+        if run_id in self.claimed_by_cancel:
+            return False
+        self.taken.append(run_id)
+        self.took.set()
+        return True
 
     async def requested(self, run_id: str) -> bool:
         return run_id in self.cancelled

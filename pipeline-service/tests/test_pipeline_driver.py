@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from kiln_contracts.errors import ErrorCode
-from kiln_contracts.events import RunRequested
+from kiln_contracts.events import BackendOutcome, ResubmitReason, RunRequested, StopReason
 from kiln_contracts.records import RunRequest
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.driver import PollPolicy, RunDriver
@@ -266,3 +266,166 @@ async def test_a_graph_no_backend_can_run_is_refused_before_anything_is_submitte
     }
     assert rig.comfy.submitted == []
     assert rig.sink.started_events == []
+
+
+# -- cancel and deadline confirmed by the backend (issue 15 item 2) -----------------------------
+def keep_late_outputs(rig: Rig) -> None:
+    template = rig.driver.templates["noise"]
+    manifest = template.manifest.model_copy(update={"late_outputs": "keep"})
+    rig.driver.templates = {"noise": WorkflowTemplate(manifest, template.graph)}
+
+
+async def test_a_cancel_is_cancelling_until_comfyui_confirms_the_interrupt(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    rig.driver.request_cancel(RUN)
+    await task
+    names = [e.event_name.value for e in rig.sink.published]
+    assert names[-2:] == ["cancelling", "cancelled"]
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.INTERRUPTED
+    assert cancelled.backend == "comfyui-0"
+
+
+async def test_a_prompt_in_its_last_node_that_completes_is_recorded_as_completed_by_comfyui(
+    rig: Rig,
+) -> None:
+    rig.comfy.finish_on_submit = False
+    rig.comfy.on_interrupt = "finish"  # the interrupt has no effect during the last node
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    rig.driver.request_cancel(RUN)
+    await rig.comfy.wait_until(lambda: bool(rig.comfy.interrupted))
+    # The slot stays taken while ComfyUI is still running the prompt, however often the
+    # driver looks.
+    reads = rig.comfy.queue_reads
+    await rig.comfy.wait_until(lambda: rig.comfy.queue_reads >= reads + 3)
+    assert not task.done()
+    assert rig.backend.in_flight == 1
+    assert [e.event_name.value for e in rig.sink.published][-1] == "cancelling"
+    rig.comfy.finish(RUN)
+    await task
+    assert rig.backend.in_flight == 0
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.COMPLETED
+    assert "outputs were not kept" in cancelled.message
+    assert rig.sink.generated_events == []
+
+
+async def test_a_workflow_that_keeps_late_outputs_completes_with_the_late_cancel_recorded(
+    rig: Rig,
+) -> None:
+    keep_late_outputs(rig)
+    rig.comfy.finish_on_submit = False
+    rig.comfy.on_interrupt = "finish"
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    rig.driver.request_cancel(RUN)
+    await rig.comfy.wait_until(lambda: bool(rig.comfy.interrupted))
+    rig.comfy.finish(RUN)
+    await task
+    assert rig.sink.cancelled_events == []
+    [generated] = rig.sink.generated_events
+    assert generated.late_stop is not None
+    assert generated.late_stop.reason == StopReason.CANCEL
+
+
+async def test_a_cancel_of_a_prompt_pending_in_comfyui_is_confirmed_as_dequeued(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    rig.comfy.pending.add(RUN)
+    rig.driver.request_cancel(RUN)
+    await task
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.DEQUEUED
+
+
+async def test_a_deadline_in_the_last_node_fails_timeout_saying_comfyui_completed_it(
+    rig: Rig,
+) -> None:
+    rig.comfy.finish_on_submit = False
+    rig.comfy.on_interrupt = "finish"
+    with_deadline(rig, 0.1)
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_until(lambda: bool(rig.comfy.interrupted))
+    assert [e.event_name.value for e in rig.sink.published][-1] == "cancelling"
+    assert rig.sink.cancelling_events[0].reason == StopReason.DEADLINE
+    rig.comfy.finish(RUN)
+    await task
+    [failed] = rig.sink.failed_events
+    assert failed.code == ErrorCode.TIMEOUT
+    assert failed.details["backend_outcome"] == "completed"
+
+
+async def test_a_stop_comfyui_never_confirms_ends_unconfirmed_after_the_limit(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    rig.comfy.on_interrupt = "finish"  # and it never finishes
+    rig.driver.poll = PollPolicy(
+        initial_seconds=0.01, max_seconds=0.02, lost_grace_seconds=0.05, stop_confirm_seconds=0.1
+    )
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    rig.driver.request_cancel(RUN)
+    await task
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.UNCONFIRMED
+    assert "may still be running" in cancelled.message
+
+
+async def test_a_run_a_cancel_claimed_in_the_backlog_is_never_driven(rig: Rig) -> None:
+    rig.ledger.claimed_by_cancel.add(RUN)
+    await rig.driver.drive(request(), redelivered=False)
+    assert rig.comfy.submitted == []
+    assert rig.sink.started_events == []
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.NEVER_SUBMITTED
+
+
+async def test_a_cancel_while_waiting_for_a_backend_slot_ends_it_at_once(rig: Rig) -> None:
+    rig.backend.in_flight = rig.backend.max_in_flight  # every slot taken by other runs
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.ledger.took.wait()
+    assert rig.driver.request_cancel(RUN)
+    await asyncio.wait_for(task, 1)
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.NEVER_SUBMITTED
+    assert rig.comfy.submitted == []
+    assert rig.backend.in_flight == rig.backend.max_in_flight  # nothing taken, nothing freed
+
+
+# -- resubmissions are run events (issue 15 item 4) ---------------------------------------------
+async def test_a_resubmission_is_published_with_backend_and_reason(rig: Rig) -> None:
+    rig.comfy.forget_on_submit = True
+    rig.comfy.finish_on_submit = True
+
+    async def come_back() -> None:
+        await rig.comfy.wait_submissions(2)
+        rig.comfy.finish(RUN)
+
+    helper = asyncio.create_task(come_back())
+    await rig.driver.drive(request(), redelivered=False)
+    await helper
+    [resubmitted] = rig.sink.resubmitted_events
+    assert resubmitted.attempt == 2
+    assert resubmitted.backend == "comfyui-0"
+    assert resubmitted.previous_backend == "comfyui-0"
+    assert resubmitted.reason == ResubmitReason.BACKEND_LOST
+
+
+async def test_a_stop_the_backend_could_not_hear_is_sent_again_once_it_answers(rig: Rig) -> None:
+    rig.comfy.finish_on_submit = False
+    task = asyncio.create_task(rig.driver.drive(request(), redelivered=False))
+    await rig.comfy.wait_submissions(1)
+    rig.comfy.down = True
+    requests_before = rig.comfy.queue_reads
+    rig.driver.request_cancel(RUN)
+    await rig.comfy.wait_until(lambda: bool(rig.sink.cancelling_events))
+    assert rig.comfy.interrupted == []  # it did not answer
+    rig.comfy.down = False
+    await task
+    assert rig.comfy.interrupted == [RUN]
+    assert rig.comfy.queue_reads > requests_before
+    [cancelled] = rig.sink.cancelled_events
+    assert cancelled.backend_outcome == BackendOutcome.INTERRUPTED

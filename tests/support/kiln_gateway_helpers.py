@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,8 +76,10 @@ def read_sse(
     headers: dict[str, str] | None = None,
     stop_after: int | None = None,
     timeout: float = 30,
+    on_event: Callable[[SseEvent], None] | None = None,
 ) -> SseRead:
-    """Read an event stream until the server ends it (or ``stop_after`` events arrived)."""
+    """Read an event stream until the server ends it (or ``stop_after`` events arrived),
+    handing each event to ``on_event`` as it arrives."""
     read = SseRead()
     current: dict[str, str] = {}
     data: list[str] = []
@@ -89,11 +91,12 @@ def read_sse(
                 read.comments.append(line[1:].strip())
             elif line == "":
                 if "event" in current or data:
-                    read.events.append(
-                        SseEvent(
-                            current.get("event", "message"), "\n".join(data), current.get("id")
-                        )
+                    event = SseEvent(
+                        current.get("event", "message"), "\n".join(data), current.get("id")
                     )
+                    read.events.append(event)
+                    if on_event is not None:
+                        on_event(event)
                     if stop_after is not None and len(read.events) >= stop_after:
                         return read
                 current, data = {}, []

@@ -21,14 +21,24 @@ from kiln_contracts.subjects import (
     HEADER_MSG_ID,
     HEADER_REQUEST_ID,
     HEADER_RUN_ID,
+    RUN_CLAIMS_BUCKET,
     RUNS_STREAM,
     RUNS_STREAM_SUBJECTS,
 )
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 
 from kiln_common.logging import current_request_id, run_context
 from kiln_common.settings import KilnSettings
@@ -95,6 +105,24 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+
+
+async def run_claims(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    """The ``kiln_run_claims`` bucket (gateway and pipeline): one key per run, created once by
+    whoever takes the run first — the pipeline to drive it, or a cancel of a run still waiting
+    in RUNS. Kept as long as a request can wait in the stream."""
+    try:
+        return await js.key_value(RUN_CLAIMS_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=RUN_CLAIMS_BUCKET,
+                history=1,
+                ttl=STREAM_MAX_AGE_SECONDS,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )
 
 
 def event_headers(event: Event) -> dict[str, str]:

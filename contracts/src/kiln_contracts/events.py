@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
@@ -152,6 +153,36 @@ class RunStarted(RunMessage):
     )
 
 
+class StopReason(StrEnum):
+    """Why the pipeline asked a backend to stop a run."""
+
+    CANCEL = "cancel"
+    DEADLINE = "deadline"
+
+
+class BackendOutcome(StrEnum):
+    """What the backend did with a run the pipeline asked it to stop, as ComfyUI confirmed it
+    (it honours an interrupt only between nodes, so a run in its last node finishes anyway)."""
+
+    NEVER_SUBMITTED = "never_submitted"  # no backend had it: nothing to stop
+    DEQUEUED = "dequeued"  # removed from the backend's queue before it ran
+    INTERRUPTED = "interrupted"  # history says execution_interrupted
+    COMPLETED = "completed"  # the backend finished it anyway
+    FAILED = "failed"  # the backend ended it with an error
+    GONE = "gone"  # in neither queue nor history (removed, or the backend restarted)
+    UNCONFIRMED = "unconfirmed"  # the backend did not confirm in time: it may still run it
+
+
+class LateStop(BaseModel):
+    """A cancel or deadline the backend did not honour: it finished the run anyway, and the
+    workflow keeps such outputs (manifest ``late_outputs: keep``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    reason: StopReason
+    requested_at: datetime
+
+
 class GeneratedOutput(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -169,6 +200,9 @@ class RunGenerated(RunMessage):
     backend: str
     backend_url: str
     outputs: list[GeneratedOutput] = Field(min_length=1)
+    late_stop: LateStop | None = Field(
+        default=None, description="Set when the backend finished the run after a cancel/deadline."
+    )
 
 
 class RunStored(RunMessage):
@@ -202,11 +236,46 @@ class RunCancel(RunMessage):
     reason: str = "requested"
 
 
+class RunCancelling(RunMessage):
+    """The pipeline asked the backend to stop the run (a cancel or its deadline) and follows it
+    until ComfyUI confirms it is gone; the backend's slot stays counted busy meanwhile. No state
+    change: the run shows ``cancelling`` until its final event."""
+
+    event_name: ClassVar[RunEventName] = RunEventName.CANCELLING
+
+    reason: StopReason
+    backend: str
+
+
 class RunCancelled(RunMessage):
     event_name: ClassVar[RunEventName] = RunEventName.CANCELLED
     moves_to: ClassVar[RunStatus | None] = RunStatus.CANCELLED
 
     reason: str = "requested"
+    backend: str | None = None
+    backend_outcome: BackendOutcome = BackendOutcome.NEVER_SUBMITTED
+    message: str = ""
+
+
+class ResubmitReason(StrEnum):
+    BACKEND_LOST = "backend_lost"  # the backend no longer knew the prompt (restart)
+    BACKEND_UNAVAILABLE = "backend_unavailable"  # it failed before or while taking the prompt
+
+
+class RunResubmitted(RunMessage):
+    """The run is submitted again (after a lost prompt, or a backend that failed to take it),
+    possibly to another backend. One event per attempt."""
+
+    event_name: ClassVar[RunEventName] = RunEventName.RESUBMITTED
+
+    attempt: int = Field(ge=2, description="Which submission attempt this is (the first is 1).")
+    backend: str
+    previous_backend: str
+    reason: ResubmitReason
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.event_name.value}:{self.attempt}"
 
 
 class RunProgress(RunMessage):

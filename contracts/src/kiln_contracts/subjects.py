@@ -13,6 +13,12 @@ RUNS_REQUESTED = "runs.requested"
 EXPORTS_STREAM = "EXPORTS"
 EXPORTS_STREAM_SUBJECTS = ["exports.>"]
 
+# NATS KV: who took a run waiting in RUNS, the pipeline (to drive it) or a cancel (to end it);
+# created once per run with KV ``create``, so of two racing parties exactly one wins.
+RUN_CLAIMS_BUCKET = "kiln_run_claims"
+CLAIM_DRIVING = b"driving"
+CLAIM_CANCELLED = b"cancelled"
+
 HEADER_MSG_ID = "Nats-Msg-Id"
 HEADER_RUN_ID = "Run-Id"
 HEADER_REQUEST_ID = "X-Request-ID"
@@ -28,7 +34,9 @@ class RunEventName(StrEnum):
     GENERATED = "generated"
     STORED = "stored"
     FAILED = "failed"
+    RESUBMITTED = "resubmitted"
     CANCEL = "cancel"
+    CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     PROGRESS = "progress"
 

@@ -72,6 +72,12 @@ class WorkflowManifest(BaseModel):
         default_factory=list, description="Graph inputs that receive the run's seed."
     )
     deadline_seconds: float = Field(default=600, gt=0)
+    late_outputs: Literal["discard", "keep"] = Field(
+        default="discard",
+        description="When ComfyUI finishes a run after its cancel or deadline (it interrupts "
+        "only between nodes): discard → the run ends cancelled (or failed timeout), outputs "
+        "not kept; keep → the outputs are stored and the run completed, the late stop recorded.",
+    )
     text_stages: list[TextStage] = Field(
         default_factory=list,
         description="Run in order before generation; prompt_targets get the last one's output.",

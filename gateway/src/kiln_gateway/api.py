@@ -167,7 +167,9 @@ async def get_run(run_id: RunIdPath, state: StateDep, caller: CallerDep) -> RunR
 
 @router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunAccepted, tags=["runs"])
 async def cancel_run(run_id: RunIdPath, state: StateDep, caller: CallerDep) -> RunAccepted:
-    """Ask the pipeline to stop the run; it ends ``cancelled`` unless it finishes first."""
+    """Stop the run. One still waiting in the backlog is cancelled at once (the answer says
+    ``cancelled``); one a pipeline has taken is stopped on ComfyUI, which must confirm it (the
+    run shows a ``cancelling`` event meanwhile, and its record says what the backend did)."""
     await _visible_record(state, caller, run_id)
     return await state.creator.cancel(run_id)
 

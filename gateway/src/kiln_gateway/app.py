@@ -12,7 +12,7 @@ from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
-from kiln_common.nats import connect, ensure_streams
+from kiln_common.nats import connect, ensure_streams, run_claims
 from kiln_common.proxy import Upstream, UpstreamError
 from kiln_common.settings import Environment
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,7 +64,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             creator = RunCreator(
                 catalog,
                 MediaRunRecords(media),
-                NatsRunQueue(js),
+                NatsRunQueue(js, await run_claims(js, settings.nats_stream_replicas)),
                 settings.gateway_max_input_chars,
                 await IdempotencyStore.open(js, settings.gateway_idempotency_hours),
                 await DeviceRateLimiter.open(js, settings.gateway_runs_per_device_per_minute),

@@ -21,8 +21,11 @@ from datetime import datetime
 
 from kiln_common.sse import HEARTBEAT, sse_event, sse_retry
 from kiln_contracts.events import (
+    RunCancelling,
     RunFailed,
+    RunMessage,
     RunProgress,
+    RunResubmitted,
     event_type_for,
     run_event_types,
 )
@@ -33,12 +36,15 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
 logger = logging.getLogger("kiln.gateway.events")
 
 # The events that move a run to another state: what the stream passes on as ``state``.
 STATE_EVENTS = tuple(t for t in run_event_types() if t.moves_to is not None)
+# Events that change no state but that the browser shows (as ``state`` with the status
+# unchanged): a run being stopped until the backend confirms it, a resubmission.
+NOTICE_EVENTS: tuple[type[RunMessage], ...] = (RunCancelling, RunResubmitted)
 RECONNECT_MILLIS = 2000
 
 
@@ -50,6 +56,7 @@ class RunStateEvent(BaseModel):
     event: str
     at: datetime
     error: RunError | None = None
+    detail: dict[str, JsonValue] | None = None
     record: RunRecord | None = None
 
 
@@ -163,6 +170,9 @@ class RunEventStream:
             return None
 
     def _state_change(self, msg: Msg, current: RunStatus) -> RunStateEvent | None:
+        notice = event_type_for(msg.subject, NOTICE_EVENTS)
+        if notice is not None:
+            return self._notice(msg, notice, current)
         event_type = event_type_for(msg.subject, STATE_EVENTS)
         new = event_type.moves_to if event_type is not None else None
         if event_type is None or new is None or not can_transition(current, new):
@@ -179,4 +189,21 @@ class RunEventStream:
             event=event_type.event_name.value,
             at=event.at,
             error=error,
+        )
+
+    def _notice(
+        self, msg: Msg, event_type: type[RunMessage], current: RunStatus
+    ) -> RunStateEvent | None:
+        try:
+            event = event_type.model_validate_json(msg.data)
+        except ValidationError as exc:
+            logger.warning("dropping malformed %s event: %s", event_type.event_name, exc)
+            return None
+        detail = event.model_dump(mode="json", exclude={"run_id", "at"})
+        return RunStateEvent(
+            run_id=self.run_id,
+            status=current,
+            event=event_type.event_name.value,
+            at=event.at,
+            detail=detail,
         )

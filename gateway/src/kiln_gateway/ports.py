@@ -37,6 +37,10 @@ class RunQueue(Protocol):
         """Queue the run (a repeat of the same run is dropped by the queue)."""
         ...
 
+    async def cancel_waiting(self, run_id: str) -> bool:
+        """Cancel the run at once if no pipeline has taken it yet; False when one has."""
+        ...
+
     async def request_cancel(self, cancel: RunCancel) -> None: ...
 
 

@@ -189,6 +189,15 @@ class RunCreator:
                     ErrorCode.RUN_FINISHED, f"run {run_id} is {record.status.value} already", 409
                 )
             try:
+                # A run still waiting in the backlog is cancelled here and now; one a pipeline
+                # has taken is stopped by that pipeline, which ComfyUI must confirm.
+                if await self.queue.cancel_waiting(run_id):
+                    logger.info("cancelled while waiting in the backlog")
+                    return RunAccepted(
+                        run_id=run_id,
+                        status=RunStatus.CANCELLED,
+                        links=RunLinks(self=f"/api/runs/{run_id}"),
+                    )
                 await self.queue.request_cancel(RunCancel(run_id=run_id))
             except NATS_ERRORS as exc:
                 logger.error("could not publish the cancel request: %s", exc)

@@ -11,9 +11,11 @@ from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import (
     Event,
     RunCancelled,
+    RunCancelling,
     RunFailed,
     RunGenerated,
     RunMessage,
+    RunResubmitted,
     RunStarted,
     RunTextStage,
 )
@@ -57,6 +59,8 @@ def build_consumer(
         RunStarted: _applied(service.on_started),
         RunGenerated: _applied(service.on_generated),
         RunFailed: _applied(service.on_failed),
+        RunCancelling: _applied(service.on_cancelling),
+        RunResubmitted: _applied(service.on_resubmitted),
         RunCancelled: _applied(service.on_cancelled),
     }
 

@@ -17,8 +17,10 @@ from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import (
     GeneratedOutput,
     RunCancelled,
+    RunCancelling,
     RunFailed,
     RunGenerated,
+    RunResubmitted,
     RunStarted,
     RunStored,
     RunTextStage,
@@ -108,6 +110,20 @@ def _late_started(record: RunRecord, event: RunStarted) -> RunRecord | None:
             "backend": record.backend or event.backend,
         }
     )
+
+
+def _noted(record: RunRecord, event: str, at: Any, detail: dict[str, Any]) -> RunRecord | None:
+    """The record with a history entry that changes no state (``cancelling``, ``resubmitted``),
+    in time order; None for a repeat, or for one that came after the run ended (a note that
+    happened before the end but is applied after it still goes in, at its own time)."""
+    if any(e.event == event and e.detail == detail for e in record.events):
+        logger.info("event %s already applied; ignoring the repeat", event)
+        return None
+    if record.status.is_final and at >= max(e.at for e in record.events):
+        logger.info("ignoring %s: run was %s before it", event, record.status.value)
+        return None
+    entry = RunHistoryEntry(at=at, event=event, status=record.status, detail=detail)
+    return record.model_copy(update={"events": sorted([*record.events, entry], key=lambda e: e.at)})
 
 
 class MediaService:
@@ -222,9 +238,42 @@ class MediaService:
     async def on_failed(self, event: RunFailed) -> None:
         await self.record_failure(event)
 
-    async def on_cancelled(self, event: RunCancelled) -> None:
+    async def on_cancelling(self, event: RunCancelling) -> None:
+        detail = {"reason": event.reason.value, "backend": event.backend}
+
         def change(record: RunRecord) -> RunRecord | None:
-            return _transition(record, RunStatus.CANCELLED, "cancelled", {"reason": event.reason})
+            return _noted(record, "cancelling", event.at, detail)
+
+        await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
+
+    async def on_resubmitted(self, event: RunResubmitted) -> None:
+        detail = {
+            "attempt": event.attempt,
+            "backend": event.backend,
+            "previous_backend": event.previous_backend,
+            "reason": event.reason.value,
+        }
+
+        def change(record: RunRecord) -> RunRecord | None:
+            noted = _noted(record, "resubmitted", event.at, detail)
+            if noted is None or noted.status.is_final:
+                return noted
+            return noted.model_copy(update={"backend": event.backend})
+
+        await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
+
+    async def on_cancelled(self, event: RunCancelled) -> None:
+        detail: dict[str, Any] = {
+            "reason": event.reason,
+            "backend_outcome": event.backend_outcome.value,
+        }
+        if event.backend is not None:
+            detail["backend"] = event.backend
+        if event.message:
+            detail["message"] = event.message
+
+        def change(record: RunRecord) -> RunRecord | None:
+            return _transition(record, RunStatus.CANCELLED, "cancelled", detail)
 
         await anyio.to_thread.run_sync(self.store.update, event.run_id, change)
 
@@ -232,13 +281,13 @@ class MediaService:
         """Fetch each output exactly once, store it, then complete the run and say so."""
         run_id = event.run_id
 
+        detail: dict[str, Any] = {"outputs": len(event.outputs), "backend": event.backend}
+        if event.late_stop is not None:
+            # The backend finished it after a cancel or deadline, and the workflow keeps it.
+            detail["late_stop"] = event.late_stop.model_dump(mode="json")
+
         def to_storing(record: RunRecord) -> RunRecord | None:
-            return _transition(
-                record,
-                RunStatus.STORING,
-                "generated",
-                {"outputs": len(event.outputs), "backend": event.backend},
-            )
+            return _transition(record, RunStatus.STORING, "generated", detail)
 
         record = await anyio.to_thread.run_sync(self.store.update, run_id, to_storing)
         if record.status == RunStatus.COMPLETED:

@@ -11,7 +11,7 @@ from kiln_common.errors import install_error_handlers
 from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
-from kiln_common.nats import connect, ensure_streams
+from kiln_common.nats import connect, ensure_streams, run_claims
 
 from kiln_pipeline.api import router
 from kiln_pipeline.capabilities import node_classes
@@ -72,13 +72,15 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
                 max_seconds=settings.pipeline_poll_max_seconds,
                 lost_grace_seconds=settings.pipeline_lost_grace_seconds,
                 backend_down_seconds=settings.pipeline_backend_down_seconds,
+                stop_confirm_seconds=settings.pipeline_stop_confirm_seconds,
             )
             llm = (
                 ChatClient(settings.llm_url, http, settings.llm_timeout_seconds)
                 if settings.llm_url
                 else None
             )
-            driver = RunDriver(templates, pool, sink, StreamCancelLedger(js), poll, llm)
+            claims = await run_claims(js, settings.nats_stream_replicas)
+            driver = RunDriver(templates, pool, sink, StreamCancelLedger(js, claims), poll, llm)
             app.state.pipeline = PipelineState(settings, templates, pool, nc)
             cancels = await subscribe_cancels(nc, driver)
             stack.push_async_callback(cancels.unsubscribe)

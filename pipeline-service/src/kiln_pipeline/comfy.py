@@ -117,14 +117,21 @@ class ComfyClient:
         return entry if isinstance(entry, dict) else None
 
     async def queued_prompt_ids(self) -> set[str]:
+        running, pending = await self.queue()
+        return running | pending
+
+    async def queue(self) -> tuple[set[str], set[str]]:
+        """The ids of the running and of the pending prompts."""
         response = await self._request("GET", "/queue")
         payload = response.json()
-        ids: set[str] = set()
+        found: list[set[str]] = []
         for key in ("queue_running", "queue_pending"):
+            ids: set[str] = set()
             for item in payload.get(key, []):
                 if isinstance(item, list) and len(item) > 1:
                     ids.add(str(item[1]))
-        return ids
+            found.append(ids)
+        return found[0], found[1]
 
     async def queue_remaining(self, within_seconds: float | None = None) -> int:
         extra: dict[str, Any] = {} if within_seconds is None else {"timeout": within_seconds}

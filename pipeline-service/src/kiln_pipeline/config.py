@@ -22,6 +22,8 @@ class PipelineSettings(KilnSettings):
     pipeline_health_interval_seconds: float = Field(default=2.0, gt=0)
     pipeline_lost_grace_seconds: float = Field(default=5.0, gt=0)
     pipeline_backend_down_seconds: float = Field(default=10.0, gt=0)
+    # How long a cancelled or timed-out prompt is followed for ComfyUI to confirm it is gone.
+    pipeline_stop_confirm_seconds: float = Field(default=300.0, gt=0)
     # OpenAI-compatible chat endpoint for workflows with text stages; without it those
     # workflows are listed as unavailable and refused.
     llm_url: str | None = None

@@ -3,7 +3,13 @@
 Completion is ``executing`` with ``node: null`` for our prompt, always confirmed by
 ``/history`` (docs/design.md §6); when the websocket is quiet or gone, the queue and ``/history`` are
 polled with backoff, so a lost message can delay a run but never lose it. A prompt that is in
-neither (ComfyUI restarted: both live in memory) is submitted once more under the same run id.
+neither (ComfyUI restarted: both live in memory) is submitted once more under the same run id,
+and the resubmission is a run event.
+
+A cancel or a deadline is confirmed by the backend: the prompt is dequeued or interrupted, the
+run is ``cancelling`` (an event), and the backend's slot stays taken until ComfyUI says the
+prompt is gone. ComfyUI honours an interrupt only between nodes, so a prompt in its last node
+finishes anyway: the record then says so (docs/design.md §4).
 """
 
 from __future__ import annotations
@@ -13,22 +19,29 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import (
+    BackendOutcome,
+    LateStop,
+    ResubmitReason,
     RunCancelled,
+    RunCancelling,
     RunFailed,
     RunGenerated,
     RunProgress,
     RunRequested,
+    RunResubmitted,
     RunStarted,
     RunTextStage,
+    StopReason,
     TextStageOutput,
 )
-from kiln_contracts.records import Stage
+from kiln_contracts.records import Stage, utc_now
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
 
 from kiln_pipeline.capabilities import problems, unavailable_reason
@@ -60,6 +73,9 @@ class PollPolicy:
     lost_grace_seconds: float = 5.0
     # A backend that does not answer for this long during a run has lost the run.
     backend_down_seconds: float = 10.0
+    # How long a stopped prompt is followed for ComfyUI to confirm it is gone (a last node
+    # runs to its end); after that the run is recorded with the stop unconfirmed.
+    stop_confirm_seconds: float = 300.0
 
 
 class Verdict(Enum):
@@ -77,6 +93,8 @@ class ActiveRun:
     # Whether a backend may already know the prompt (a redelivery, or a submission that
     # failed halfway): then it is looked up before submitting, never submitted twice.
     maybe_known: bool = True
+    # The workflow keeps outputs ComfyUI finished after a cancel or deadline (manifest).
+    keep_late_outputs: bool = False
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     messages: asyncio.Queue[Message] | None = None
 
@@ -99,6 +117,38 @@ class _Progress:
 
     def share(self) -> float:
         return min(len(self.done) / max(self.node_count, 1), 1.0)
+
+
+# Websocket messages after which a stopped prompt's state is worth reading again.
+_STOP_SIGNALS = frozenset(
+    {
+        "execution_interrupted",
+        "execution_error",
+        "execution_success",
+        WEBSOCKET_LOST,
+    }
+)
+
+
+async def _next_signal(messages: asyncio.Queue[Message], until: float) -> None:
+    """Wait until a message says the prompt may have ended, or until ``until``."""
+    while (remaining := until - time.monotonic()) > 0:
+        try:
+            message = await asyncio.wait_for(messages.get(), timeout=remaining)
+        except TimeoutError:
+            return
+        kind, data = message.get("type"), message.get("data") or {}
+        if kind in _STOP_SIGNALS or (kind == "executing" and data.get("node") is None):
+            return
+
+
+def _outcome_of(entry: dict[str, Any]) -> BackendOutcome:
+    failure = failure_of(entry)
+    if failure is None:
+        return BackendOutcome.COMPLETED
+    if failure.get("kind") == "execution_interrupted":
+        return BackendOutcome.INTERRUPTED
+    return BackendOutcome.FAILED
 
 
 class RunDriver:
@@ -149,6 +199,11 @@ class RunDriver:
 
     async def _drive(self, requested: RunRequested, run: ActiveRun) -> None:
         run_id, request = requested.run_id, requested.request
+        # First of all: take the run, unless a cancel took it while it waited in the backlog
+        # (then the cancel's side has recorded it, or this says it again: the same message).
+        if not await self.cancels.take(run_id):
+            await self._report_cancelled(run_id, "cancelled while waiting in the backlog")
+            return
         template = self.templates.get(request.workflow)
         if template is None:
             await self.fail(
@@ -170,6 +225,9 @@ class RunDriver:
             return
         text_outputs = await self._run_text_stages(run_id, request.input_text, template)
         if text_outputs is None:
+            return
+        if run.cancel_requested.is_set():
+            await self._report_cancelled(run_id, "cancelled before it reached a backend")
             return
         prompt = text_outputs[-1].text if text_outputs else request.input_text
         seed_param = params.get("seed")
@@ -194,19 +252,31 @@ class RunDriver:
             return not problems(graph, backend.nodes)
 
         run.deadline_seconds = template.manifest.deadline_seconds
+        run.keep_late_outputs = template.manifest.late_outputs == "keep"
         deadline = time.monotonic() + run.deadline_seconds
 
         resubmitted = False
-        started = False
+        attempt = 0
+        previous: Backend | None = None
+        why_again = ResubmitReason.BACKEND_UNAVAILABLE
         avoid: frozenset[str] = frozenset()
         while True:
             try:
-                backend = await self.pool.acquire(deadline, avoid, can_run)
+                backend = await self._acquire(run, deadline, avoid, can_run)
             except NoHealthyBackendError as exc:
                 await self.fail(run_id, Stage.BACKEND, ErrorCode.BACKEND_UNAVAILABLE, str(exc))
                 return
+            if backend is None:  # cancelled while waiting for a slot: no backend has it
+                await self._report_cancelled(
+                    run_id,
+                    "cancelled while waiting for a backend",
+                    previous,
+                    BackendOutcome.GONE if previous else BackendOutcome.NEVER_SUBMITTED,
+                )
+                return
+            attempt += 1
             try:
-                if not started:
+                if previous is None:
                     await self.sink.publish(
                         RunStarted(
                             run_id=run_id,
@@ -217,13 +287,25 @@ class RunDriver:
                             text_stages=text_outputs,
                         )
                     )
-                    started = True
+                else:
+                    await self.sink.publish(
+                        RunResubmitted(
+                            run_id=run_id,
+                            attempt=attempt,
+                            backend=backend.name,
+                            previous_backend=previous.name,
+                            reason=why_again,
+                        )
+                    )
                 verdict = await self._drive_on(backend, run, graph, deadline)
             finally:
                 await self.pool.release(backend)
+            previous = backend
             if verdict is Verdict.DONE:
                 return
+            why_again = ResubmitReason.BACKEND_UNAVAILABLE
             if verdict is Verdict.LOST:
+                why_again = ResubmitReason.BACKEND_LOST
                 if resubmitted:
                     await self.fail(
                         run_id,
@@ -238,6 +320,34 @@ class RunDriver:
                 logger.warning("%s lost the run; submitting it once more", backend.name)
             # Lost or unavailable: another backend if there is one, this one once it is back.
             avoid = frozenset({backend.name})
+
+    async def _acquire(
+        self,
+        run: ActiveRun,
+        deadline: float,
+        avoid: frozenset[str],
+        can_run: Callable[[Backend], bool],
+    ) -> Backend | None:
+        """A backend slot, or None when the run is cancelled while it waits for one."""
+        if run.cancel_requested.is_set():
+            return None
+        acquiring = asyncio.ensure_future(self.pool.acquire(deadline, avoid, can_run))
+        cancelled = asyncio.ensure_future(run.cancel_requested.wait())
+        try:
+            await asyncio.wait({acquiring, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            if not acquiring.done():
+                acquiring.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acquiring
+        if acquiring.cancelled():
+            return None
+        backend = acquiring.result()  # a backend, or NoHealthyBackendError at the deadline
+        if run.cancel_requested.is_set():  # both at once: the cancel wins, the slot goes back
+            await self.pool.release(backend)
+            return None
+        return backend
 
     async def _run_text_stages(
         self, run_id: str, input_text: str, template: WorkflowTemplate
@@ -296,7 +406,9 @@ class RunDriver:
                     entry = None if queued else await backend.client.history(run_id)
                 run.maybe_known = True
                 if run.cancel_requested.is_set():
-                    await self._cancel_on(backend, run_id)
+                    if queued or entry is not None:
+                        return await self._stop(backend, run, messages, StopReason.CANCEL)
+                    await self._report_cancelled(run_id, f"cancelled before {backend.name} had it")
                     return Verdict.DONE
                 if entry is None and not queued:
                     await backend.client.submit(graph, run_id, backend.client_id)
@@ -355,8 +467,7 @@ class RunDriver:
                 kind = message.get("type")
                 data = message.get("data") or {}
                 if kind == CANCEL_REQUESTED:
-                    await self._cancel_on(backend, run_id)
-                    return Verdict.DONE
+                    return await self._stop(backend, run, messages, StopReason.CANCEL)
                 if kind == "executing" and data.get("node") is None:
                     finished_seen = True
                     check_now = True
@@ -367,8 +478,7 @@ class RunDriver:
                 if not check_now:
                     continue
             if run.cancel_requested.is_set():
-                await self._cancel_on(backend, run_id)
-                return Verdict.DONE
+                return await self._stop(backend, run, messages, StopReason.CANCEL)
             interval = min(interval * 2, self.poll.max_seconds)
             next_check = time.monotonic() + interval
             try:
@@ -402,8 +512,7 @@ class RunDriver:
                 if time.monotonic() - missing_since >= self.poll.lost_grace_seconds:
                     return Verdict.LOST
             unreachable_since = None
-        await self._give_up_on_timeout(backend, run)
-        return Verdict.DONE
+        return await self._stop(backend, run, messages, StopReason.DEADLINE)
 
     async def _on_progress_message(
         self, run_id: str, progress: _Progress, kind: object, data: dict[str, Any]
@@ -435,32 +544,138 @@ class RunDriver:
             )
         )
 
-    async def _stop_on(self, backend: Backend, run_id: str) -> None:
-        """Free the backend: dequeue if waiting, interrupt if running (only this prompt)."""
-        try:
-            await backend.client.delete_queued(run_id)
-            await backend.client.interrupt(run_id)
-        except BackendUnavailableError as exc:
-            logger.warning("could not stop the prompt on %s: %s", backend.name, exc)
+    async def _stop(
+        self,
+        backend: Backend,
+        run: ActiveRun,
+        messages: asyncio.Queue[Message],
+        why: StopReason,
+    ) -> Verdict:
+        """Ask the backend to stop the prompt, say the run is ``cancelling``, follow the prompt
+        (the caller keeps the backend's slot) until ComfyUI confirms it is gone, and record
+        what the backend did."""
+        run_id = run.run_id
+        requested_at = utc_now()
+        logger.info("stopping the prompt on %s (%s)", backend.name, why.value)
+        await self.sink.publish(RunCancelling(run_id=run_id, reason=why, backend=backend.name))
+        outcome, entry = await self._confirm_stopped(backend, run_id, messages)
+        await self._report_stopped(backend, run, why, requested_at, outcome, entry)
+        return Verdict.DONE
 
-    async def _cancel_on(self, backend: Backend, run_id: str) -> None:
-        await self._stop_on(backend, run_id)
-        await self._report_cancelled(run_id, f"cancelled on {backend.name}")
+    async def _stop_on(self, backend: Backend, run_id: str) -> bool:
+        """Dequeue the prompt if it is pending, interrupt it if it is running (only this
+        prompt); True if it was pending. Raises BackendUnavailableError."""
+        _, pending = await backend.client.queue()
+        await backend.client.delete_queued(run_id)
+        await backend.client.interrupt(run_id)
+        return run_id in pending
 
-    async def _report_cancelled(self, run_id: str, how: str) -> None:
-        logger.info("run %s", how)
-        await self.sink.publish(RunCancelled(run_id=run_id))
+    async def _confirm_stopped(
+        self, backend: Backend, run_id: str, messages: asyncio.Queue[Message]
+    ) -> tuple[BackendOutcome, dict[str, Any] | None]:
+        """Stop the prompt (again and again while the backend does not answer) and say what
+        became of it, as the backend says: its history entry, or gone from queue and history;
+        unconfirmed after ``stop_confirm_seconds``."""
+        limit = time.monotonic() + self.poll.stop_confirm_seconds
+        interval = self.poll.initial_seconds
+        missing_since: float | None = None
+        stopped, was_pending = False, False
+        while True:
+            try:
+                if not stopped:
+                    was_pending = await self._stop_on(backend, run_id)
+                    stopped = True
+                # Queue before history, as when following: never "in neither" by a race.
+                queued = run_id in await backend.client.queued_prompt_ids()
+                entry = None if queued else await backend.client.history(run_id)
+            except BackendUnavailableError as exc:
+                if not stopped:
+                    logger.warning("could not stop the prompt on %s yet: %s", backend.name, exc)
+                await self.pool.mark_unhealthy(backend, str(exc))
+                missing_since = None
+            else:
+                if entry is not None:
+                    return _outcome_of(entry), entry
+                if queued:
+                    missing_since = None
+                elif was_pending:
+                    return BackendOutcome.DEQUEUED, None  # it never ran: no history to wait for
+                else:
+                    # A history written late gets the same grace as when following.
+                    missing_since = missing_since or time.monotonic()
+                    if time.monotonic() - missing_since >= self.poll.lost_grace_seconds:
+                        return BackendOutcome.GONE, None
+            if time.monotonic() >= limit:
+                return BackendOutcome.UNCONFIRMED, None
+            await _next_signal(messages, min(time.monotonic() + interval, limit))
+            interval = min(interval * 2, self.poll.max_seconds)
 
-    async def _give_up_on_timeout(self, backend: Backend, run: ActiveRun) -> None:
-        await self._stop_on(backend, run.run_id)
+    async def _report_stopped(
+        self,
+        backend: Backend,
+        run: ActiveRun,
+        why: StopReason,
+        requested_at: Any,
+        outcome: BackendOutcome,
+        entry: dict[str, Any] | None,
+    ) -> None:
+        run_id, name = run.run_id, backend.name
+        if outcome is BackendOutcome.COMPLETED and entry is not None and run.keep_late_outputs:
+            outputs = collect_outputs(entry)
+            if outputs:
+                logger.warning(
+                    "%s completed the run after its %s; the workflow keeps such outputs",
+                    name,
+                    why.value,
+                )
+                await self.sink.publish(
+                    RunGenerated(
+                        run_id=run_id,
+                        backend=name,
+                        backend_url=backend.url,
+                        outputs=outputs,
+                        late_stop=LateStop(reason=why, requested_at=requested_at),
+                    )
+                )
+                return
+        what = {
+            BackendOutcome.DEQUEUED: f"removed from {name}'s queue before it ran",
+            BackendOutcome.INTERRUPTED: f"interrupted on {name}",
+            BackendOutcome.COMPLETED: f"{name} completed it after the {why.value} "
+            "(ComfyUI interrupts only between nodes); its outputs were not kept",
+            BackendOutcome.FAILED: f"{name} ended it with an error",
+            BackendOutcome.GONE: f"{name} no longer knows the prompt",
+            BackendOutcome.UNCONFIRMED: f"{name} did not confirm the stop within "
+            f"{self.poll.stop_confirm_seconds:g} s; it may still be running there",
+        }.get(outcome, outcome.value)
+        if why is StopReason.CANCEL:
+            await self._report_cancelled(run_id, f"cancelled: {what}", backend, outcome)
+            return
         await self.fail(
-            run.run_id,
+            run_id,
             Stage.BACKEND,
             ErrorCode.TIMEOUT,
-            f"no result within the workflow's deadline of {run.deadline_seconds:g} s; "
-            f"the prompt was removed from {backend.name}",
-            backend=backend.name,
+            f"no result within the workflow's deadline of {run.deadline_seconds:g} s; {what}",
+            backend=name,
             deadline_seconds=run.deadline_seconds,
+            backend_outcome=outcome.value,
+        )
+
+    async def _report_cancelled(
+        self,
+        run_id: str,
+        how: str,
+        backend: Backend | None = None,
+        outcome: BackendOutcome = BackendOutcome.NEVER_SUBMITTED,
+    ) -> None:
+        logger.info("run %s", how)
+        await self.sink.publish(
+            RunCancelled(
+                run_id=run_id,
+                backend=backend.name if backend else None,
+                backend_outcome=outcome,
+                message=how,
+            )
         )
 
     async def _report(self, backend: Backend, run_id: str, entry: dict[str, Any]) -> None:

@@ -14,12 +14,19 @@ from kiln_common.nats import (
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunCancel, RunFailed, RunProgress, RunRequested
 from kiln_contracts.records import Stage
-from kiln_contracts.subjects import RUNS_STREAM, RunEventName, run_event_subject
+from kiln_contracts.subjects import (
+    CLAIM_CANCELLED,
+    CLAIM_DRIVING,
+    RUNS_STREAM,
+    RunEventName,
+    run_event_subject,
+)
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from kiln_pipeline.driver import RunDriver
@@ -42,10 +49,25 @@ class NatsRunEventSink(JetStreamPublisher):
 
 class StreamCancelLedger:
     """The gateway publishes ``runs.{id}.cancel`` into the RUNS stream, so the stream itself
-    records every cancel request: a run picked up later finds its request there."""
+    records every cancel request: a run picked up later finds its request there. A cancel of a
+    run still waiting in the backlog claims the run in ``kiln_run_claims`` first (the gateway
+    records it cancelled at once); the pipeline claims each run it takes, so exactly one wins."""
 
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, claims: KeyValue) -> None:
         self.js = js
+        self.claims = claims
+
+    async def take(self, run_id: str) -> bool:
+        try:
+            await self.claims.create(run_id, CLAIM_DRIVING)
+        except KeyWrongLastSequenceError:
+            try:
+                claim = await self.claims.get(run_id)
+            except KeyNotFoundError:  # expired meanwhile: nobody else holds it
+                return True
+            # A claim by this pipeline from an earlier delivery is taken again.
+            return claim.value != CLAIM_CANCELLED
+        return True
 
     async def requested(self, run_id: str) -> bool:
         try:

@@ -18,6 +18,11 @@ class RunEventSink(Protocol):
 class CancelLedger(Protocol):
     """Whether a cancel was requested for a run before this instance picked it up."""
 
+    async def take(self, run_id: str) -> bool:
+        """Claim the run for driving; False when a cancel claimed it first, while it waited
+        in the backlog (the run is cancelled, not driven). A redelivery takes it again."""
+        ...
+
     async def requested(self, run_id: str) -> bool: ...
 
 

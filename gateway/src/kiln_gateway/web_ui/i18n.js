@@ -48,6 +48,7 @@ const STRINGS = {
     "status.completed": "Done",
     "status.failed": "Did not work",
     "status.cancelled": "Stopped",
+    "status.cancelling": "Stopping…",
     "progress.label": "Progress",
     "progress.reconnecting": "Connection lost, reconnecting…",
 
@@ -213,6 +214,7 @@ const STRINGS = {
     "status.completed": "Fertig",
     "status.failed": "Hat nicht geklappt",
     "status.cancelled": "Abgebrochen",
+    "status.cancelling": "Wird abgebrochen…",
     "progress.label": "Fortschritt",
     "progress.reconnecting": "Verbindung verloren, verbinde neu…",
 

@@ -42,6 +42,15 @@ export function paramsList(params) {
   );
 }
 
+// What the progress panel says: the status, except while a run is being stopped, which the
+// backend must confirm (a `cancelling` event; from the snapshot, its history's last entry).
+function shownStatus(data) {
+  if (FINAL.has(data.status)) return data.status;
+  const events = data.record ? data.record.events : [];
+  const last = data.record ? events[events.length - 1]?.event : data.event;
+  return last === "cancelling" ? "cancelling" : data.status;
+}
+
 // Follow a run live: status text, a progress bar, and the final record at the end.
 // While the stream is quiet the record is re-read now and then, so a final state the stream
 // did not deliver still ends the wait. Returns the final record (or throws).
@@ -82,7 +91,7 @@ export async function followRun(runId, panel, { researcher = false, signal } = {
       onEvent(name, data) {
         note.textContent = "";
         quietSince = Date.now();
-        if (name === "state") show(data.status);
+        if (name === "state") show(shownStatus(data));
         else if (name === "progress" && !FINAL.has(current)) bar.value = data.share;
       },
       isFinal: (name, data) => name === "state" && FINAL.has(data.status),
