@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -71,6 +72,7 @@ def test_bag_is_valid_and_index_matches_every_run(
     assert bag.info["External-Identifier"] == EXPORT_ID
     assert bag.info["Kiln-Runs"] == "2"
     assert (bag_dir / "bagit.txt").read_text().startswith("BagIt-Version: 1.0\n")
+    assert sorted(bag.algorithms) == ["sha256", "sha512"]
 
     rows = json.loads((bag_dir / "data" / "index.json").read_text())
     with (bag_dir / "data" / "index.csv").open(newline="", encoding="utf-8") as handle:
@@ -179,3 +181,35 @@ def test_a_damaged_file_fails_the_export_naming_run_and_file(
     assert caught.value.filename == output.filename
     assert record.run_id in str(caught.value)
     assert output.filename in str(caught.value)
+
+
+def test_sha512_manifests_are_checked_by_bagit(store: RunStore, tmp_path: Path) -> None:
+    """Both payload manifests and both tag manifests are there and agree; a wrong sha512 line
+    alone makes bagit (library and `bagit.py --validate`) reject the bag."""
+    record = make_run(store)
+    archive, _ = build(store, tmp_path, ExportRequest())
+    bag_dir = extract(archive, tmp_path / "out")
+    for name in ("manifest", "tagmanifest"):
+        listed = [
+            (bag_dir / f"{name}-{algorithm}.txt").read_text().splitlines()
+            for algorithm in ("sha256", "sha512")
+        ]
+        assert [line.split("  ", 1)[1] for line in listed[0]] == [
+            line.split("  ", 1)[1] for line in listed[1]
+        ]
+        assert all(len(line.split("  ", 1)[0]) == 128 for line in listed[1])
+    tags = (bag_dir / "tagmanifest-sha512.txt").read_text()
+    assert "manifest-sha256.txt" in tags
+    assert "manifest-sha512.txt" in tags
+    cli = [sys.executable, "-m", "bagit", "--validate", str(bag_dir)]
+    assert subprocess.run(cli, capture_output=True).returncode == 0
+
+    manifest = bag_dir / "manifest-sha512.txt"
+    output = f"data/{run_relpath(record.run_id).as_posix()}/{output_entities(record)[0].filename}"
+    lines = manifest.read_text().splitlines()
+    damaged = ["0" * 128 + f"  {output}" if line.endswith(output) else line for line in lines]
+    assert damaged != lines
+    manifest.write_text("\n".join(damaged) + "\n")
+    with pytest.raises(bagit.BagValidationError):
+        bagit.Bag(str(bag_dir)).validate(completeness_only=False)
+    assert subprocess.run(cli, capture_output=True).returncode != 0

@@ -30,6 +30,7 @@ def open_bag(archive: Path, into: Path) -> Path:
     [bag_dir] = list(into.iterdir())
     bag = bagit.Bag(str(bag_dir))
     bag.validate(completeness_only=False)
+    assert sorted(bag.algorithms) == ["sha256", "sha512"]
     return bag_dir
 
 

@@ -1,9 +1,11 @@
 """A BagIt bag (RFC 8493) written into an archive in one pass.
 
-Payload files go first, each hashed (sha256) as it streams; the manifest lines are spooled
-to a temp file as they are made and the tag files (``manifest-sha256.txt``, ``bag-info.txt``,
-``tagmanifest-sha256.txt``) follow the payload at the end, where every figure they state is
-known. Memory use does not grow with the number or size of files.
+Payload files go first, each hashed (sha256 and sha512, both in the one read) as it streams;
+the manifest lines are spooled to temp files as they are made and the tag files
+(``manifest-sha256.txt``, ``manifest-sha512.txt``, ``bag-info.txt``, ``tagmanifest-*.txt``)
+follow the payload at the end, where every figure they state is known. sha512 beside sha256 is
+what the RO-Crate BagIt notes recommend. Memory use does not grow with the number or size of
+files.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from kiln_export.archive import ArchiveWriter
 
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+ALGORITHMS = ("sha256", "sha512")
 SPOOL_IN_MEMORY = 1 << 20
 
 
@@ -61,13 +64,15 @@ class BagWriter:
         self.bagging_date = bagging_date
         self.payload_bytes = 0
         self.payload_files = 0
-        self._manifest = Spool()
-        self._tag_lines: list[str] = []
+        self._manifests = {algorithm: Spool() for algorithm in ALGORITHMS}
+        self._tag_lines: dict[str, list[str]] = {algorithm: [] for algorithm in ALGORITHMS}
         self._add_tag("bagit.txt", BAGIT_TXT)
 
     def _add_tag(self, name: str, data: bytes) -> None:
         self.archive.add(f"{self.top}/{name}", len(data), self.bagging_date, [data])
-        self._tag_lines.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+        for algorithm in ALGORITHMS:
+            digest = hashlib.new(algorithm, data).hexdigest()
+            self._tag_lines[algorithm].append(f"{digest}  {name}\n")
 
     def add_payload(
         self,
@@ -82,39 +87,31 @@ class BagWriter:
         With ``expected_sha256`` the digest is checked before the entry is closed, so a
         mismatch stops the archive at that file.
         """
-        digest = hashlib.sha256()
+        digests = {algorithm: hashlib.new(algorithm) for algorithm in ALGORITHMS}
+        sha256 = digests["sha256"]
 
         def hashed() -> Iterator[bytes]:
             for chunk in chunks:
-                digest.update(chunk)
+                for digest in digests.values():
+                    digest.update(chunk)
                 yield chunk
-            if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
-                raise ChecksumMismatchError(relpath, expected_sha256, digest.hexdigest())
+            if expected_sha256 is not None and sha256.hexdigest() != expected_sha256:
+                raise ChecksumMismatchError(relpath, expected_sha256, sha256.hexdigest())
 
         self.archive.add(f"{self.top}/data/{relpath}", size, mtime, hashed())
-        sha256 = digest.hexdigest()
-        self._manifest.write(f"{sha256}  data/{relpath}\n".encode())
+        for algorithm, digest in digests.items():
+            self._manifests[algorithm].write(f"{digest.hexdigest()}  data/{relpath}\n".encode())
         self.payload_bytes += size
         self.payload_files += 1
-        return sha256
+        return sha256.hexdigest()
 
     def add_payload_spool(self, relpath: str, spool: Spool) -> str:
         return self.add_payload(relpath, spool.size, self.bagging_date, spool.chunks())
 
     def finish(self, bag_info: list[tuple[str, str]]) -> None:
         """Write the tag files after the payload and close the archive."""
-        manifest_size = self._manifest.size
-        manifest_digest = hashlib.sha256()
-
-        def manifest_chunks() -> Iterator[bytes]:
-            for chunk in self._manifest.chunks():
-                manifest_digest.update(chunk)
-                yield chunk
-
-        self.archive.add(
-            f"{self.top}/manifest-sha256.txt", manifest_size, self.bagging_date, manifest_chunks()
-        )
-        self._tag_lines.append(f"{manifest_digest.hexdigest()}  manifest-sha256.txt\n")
+        for algorithm in ALGORITHMS:
+            self._add_manifest(algorithm)
         info = [
             ("Bagging-Date", self.bagging_date.date().isoformat()),
             ("Payload-Oxum", f"{self.payload_bytes}.{self.payload_files}"),
@@ -122,8 +119,29 @@ class BagWriter:
         ]
         text = "".join(f"{label}: {_tag_value(value)}\n" for label, value in info)
         self._add_tag("bag-info.txt", text.encode("utf-8"))
-        tagmanifest = "".join(self._tag_lines).encode()
-        self.archive.add(
-            f"{self.top}/tagmanifest-sha256.txt", len(tagmanifest), self.bagging_date, [tagmanifest]
-        )
+        for algorithm in ALGORITHMS:
+            tagmanifest = "".join(self._tag_lines[algorithm]).encode()
+            self.archive.add(
+                f"{self.top}/tagmanifest-{algorithm}.txt",
+                len(tagmanifest),
+                self.bagging_date,
+                [tagmanifest],
+            )
         self.archive.close()
+
+    def _add_manifest(self, algorithm: str) -> None:
+        """``manifest-{algorithm}.txt`` streamed from its spool; each tag manifest lists both
+        payload manifests, each hashed by its own algorithm."""
+        name = f"manifest-{algorithm}.txt"
+        spool = self._manifests[algorithm]
+        digests = {a: hashlib.new(a) for a in ALGORITHMS}
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in spool.chunks():
+                for digest in digests.values():
+                    digest.update(chunk)
+                yield chunk
+
+        self.archive.add(f"{self.top}/{name}", spool.size, self.bagging_date, chunks())
+        for a, digest in digests.items():
+            self._tag_lines[a].append(f"{digest.hexdigest()}  {name}\n")
