@@ -64,3 +64,20 @@ def test_joining_a_session_marks_the_cookie_for_sending() -> None:
     joined = identity.with_session(str(uuid.uuid4()))
     assert joined.changed
     assert joined.device_id == identity.device_id
+
+
+def test_a_cookie_with_non_ascii_characters_is_a_new_device_not_an_error() -> None:
+    jar = cookies()
+    value = jar.encode(jar.new(now=NOW))
+    device = value.split(".")[0]
+    # A signed payload whose issued-at is a non-ASCII digit must not reach int().
+    signed_superscript = f"{device}.-.²"
+    for garbled in (
+        value[:-1] + "é",
+        "é" + value,
+        value.replace(".", "\u00b7", 1),
+        f"{signed_superscript}.{jar._sign(signed_superscript)}",
+    ):
+        resolved = jar.resolve(garbled, NOW)
+        assert resolved.changed
+        assert resolved.device_id != device

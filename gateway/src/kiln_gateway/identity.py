@@ -65,6 +65,10 @@ class DeviceCookies:
         return parsed
 
     def _verify(self, cookie: str) -> Identity | None:
+        # A well-formed cookie is ASCII; anything else (a stray byte, a browser's mangling) is
+        # "no cookie": compare_digest refuses non-ASCII str, and isdigit accepts "²".
+        if not cookie.isascii():
+            return None
         parts = cookie.split(".")
         if len(parts) != 4:
             return None
