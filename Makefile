@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 TOOLS_DIR := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/bin/uv)
-MYPY_PACKAGES := -p kiln_contracts -p kiln_common -p kiln_storage -p kiln_gateway -p kiln_pipeline -p kiln_media -p kiln_export -p comfyui_sim -p llm_sim -p kiln_devstack
+MYPY_PACKAGES := -p kiln_contracts -p kiln_common -p kiln_storage -p kiln_safety -p kiln_gateway -p kiln_pipeline -p kiln_media -p kiln_export -p comfyui_sim -p llm_sim -p kiln_devstack
 PYTEST_ARGS ?=
 
 .PHONY: help

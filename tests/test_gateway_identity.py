@@ -92,7 +92,7 @@ def test_only_researchers_open_sessions(gateway: httpx.Client) -> None:
 def test_joining_a_session_by_code_sets_the_runs_session_and_safety_level(
     gateway: httpx.Client, device: httpx.Client
 ) -> None:
-    session = open_session(gateway, safety_level="standard")
+    session = open_session(gateway, safety_level="youth")
     code = str(session["code"])
     assert len(code) == 6
     # Codes are forgiving: lower case and spaces, as children type them.
@@ -105,7 +105,7 @@ def test_joining_a_session_by_code_sets_the_runs_session_and_safety_level(
     assert run.status_code == 202, run.text
     record = device.get(f"/api/runs/{run.json()['run_id']}").json()
     assert record["request"]["session_id"] == session["session_id"]
-    assert record["request"]["safety_level"] == "standard"
+    assert record["request"]["safety_level"] == "youth"
     assert record["request"]["device_id"] == device.get("/api/me").json()["device_id"]
 
 
@@ -114,12 +114,12 @@ def test_without_a_session_the_configured_default_safety_level_applies(
 ) -> None:
     run = device.post("/api/runs", json=RUN_BODY)
     record = device.get(f"/api/runs/{run.json()['run_id']}").json()
-    assert record["request"]["safety_level"] == "strict"
+    assert record["request"]["safety_level"] == "kids"
     assert record["request"]["session_id"] is None
 
 
 def test_a_client_cannot_choose_its_safety_level(device: httpx.Client) -> None:
-    response = device.post("/api/runs", json={**RUN_BODY, "safety_level": "standard"})
+    response = device.post("/api/runs", json={**RUN_BODY, "safety_level": "youth"})
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_request"
 

@@ -32,7 +32,7 @@ class FakeSessions:
                 session_id=SESSION_ID,
                 code="K7QX2M",
                 title="Year 5 art",
-                safety_level=SafetyLevel.STRICT,
+                safety_level=SafetyLevel.KIDS,
                 created_at=now,
                 expires_at=now + timedelta(hours=2),
             )

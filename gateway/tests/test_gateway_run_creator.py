@@ -17,10 +17,12 @@ from kiln_gateway.errors import GatewayError, GatewayErrorCode
 from kiln_gateway.idempotency import IdempotencyStore
 from kiln_gateway.models import CreateRunRequest
 from kiln_gateway.runs import Origin, RunCreator
+from kiln_safety.screen import Screen, build_screen
+from kiln_safety.verdicts import CheckResult
 
 pytestmark = pytest.mark.anyio
 
-ORIGIN = Origin(device_id="device-1", session_id="session-1", safety_level=SafetyLevel.STRICT)
+ORIGIN = Origin(device_id="device-1", session_id="session-1", safety_level=SafetyLevel.KIDS)
 BODY = CreateRunRequest(workflow="noise", input_text="a red kite", params={"width": 64})
 
 
@@ -49,7 +51,14 @@ def parts() -> Parts:
         Allow(),
     )
     creator = RunCreator(
-        FakeWorkflows(), records, queue, 100, IdempotencyStore(kv, wait_seconds=0.2), rate, depth
+        FakeWorkflows(),
+        records,
+        queue,
+        100,
+        IdempotencyStore(kv, wait_seconds=0.2),
+        rate,
+        depth,
+        build_screen(None),
     )
     return Parts(records, queue, kv, rate, depth, creator)
 
@@ -63,13 +72,13 @@ async def test_a_run_is_recorded_then_queued_with_the_sessions_safety_level(part
     record = parts.records.records[accepted.run_id]
     assert record.request.device_id == "device-1"
     assert record.request.session_id == "session-1"
-    assert record.request.safety_level is SafetyLevel.STRICT
+    assert record.request.safety_level is SafetyLevel.KIDS
     assert record.request.params["width"] == 64
     [requested] = parts.queue.requested
     assert requested.run_id == accepted.run_id
     assert requested.request.workflow == "noise"
     assert requested.request.input_text == "a red kite"
-    assert requested.request.safety_level is SafetyLevel.STRICT
+    assert requested.request.safety_level is SafetyLevel.KIDS
     assert parts.rate.checks == [("device-1",)]
     assert len(parts.depth.checks) == 1
     assert parts.records.failures == []
@@ -180,7 +189,7 @@ async def test_a_retry_after_a_queue_failure_resumes_the_same_run(parts: Parts) 
     parts.queue.error = None
 
     # Another device's cookie on the retry does not change whose run it is.
-    elsewhere = Origin(device_id="device-2", session_id=None, safety_level=SafetyLevel.STANDARD)
+    elsewhere = Origin(device_id="device-2", session_id=None, safety_level=SafetyLevel.YOUTH)
     resumed = await parts.creator.create(BODY, elsewhere, "retry-1")
 
     assert resumed.run_id == run_id
@@ -188,7 +197,7 @@ async def test_a_retry_after_a_queue_failure_resumes_the_same_run(parts: Parts) 
     [requested] = parts.queue.requested
     assert requested.run_id == run_id
     assert requested.request.device_id == "device-1"
-    assert requested.request.safety_level is SafetyLevel.STRICT
+    assert requested.request.safety_level is SafetyLevel.KIDS
 
 
 async def test_a_resumed_run_that_went_on_meanwhile_is_reported_not_requeued(
@@ -311,3 +320,71 @@ async def test_a_bug_sending_a_cancel_is_no_outage(parts: Parts) -> None:
     parts.queue.error = TypeError("a programming error")
     with pytest.raises(TypeError):
         await parts.creator.cancel(accepted.run_id)
+
+
+async def test_a_blocked_prompt_is_recorded_failed_and_never_queued(parts: Parts) -> None:
+    body = CreateRunRequest(workflow="noise", input_text="a dragon that K-I-L-L-S people")
+
+    with pytest.raises(GatewayError) as caught:
+        await parts.creator.create(body, ORIGIN)
+
+    assert caught.value.status_code == 422
+    assert caught.value.code == ErrorCode.PROMPT_BLOCKED
+    assert "kill" not in caught.value.detail.lower()
+    assert parts.queue.requested == []
+    [(run_id, failure)] = parts.records.failures
+    assert parts.records.creates == [run_id]
+    assert run_id in caught.value.detail
+    assert failure.stage is Stage.SAFETY
+    assert failure.code is ErrorCode.PROMPT_BLOCKED
+    assert "terms=blocked (violence." in failure.message
+    assert "kill" not in failure.message.lower()
+
+
+async def test_a_personal_email_is_refused_at_kids_level(parts: Parts) -> None:
+    body = CreateRunRequest(workflow="noise", input_text="send it to lena.schmidt@example.org")
+    with pytest.raises(GatewayError) as caught:
+        await parts.creator.create(body, ORIGIN)
+    assert caught.value.code == ErrorCode.PROMPT_BLOCKED
+    assert "personal_data.email" in parts.records.failures[0][1].message
+
+
+async def test_the_level_decides_what_is_refused(parts: Parts) -> None:
+    body = CreateRunRequest(workflow="noise", input_text="a knight with a sword and a gun")
+    with pytest.raises(GatewayError):
+        await parts.creator.create(body, ORIGIN)
+    adult = Origin(device_id="device-1", session_id=None, safety_level=SafetyLevel.ADULT)
+    accepted = await parts.creator.create(body, adult)
+    assert accepted.status is RunStatus.QUEUED
+
+
+class Broken:
+    name = "terms"
+
+    async def check_text(self, text: str) -> CheckResult:
+        raise ConnectionError("judge unreachable")
+
+
+async def test_a_check_without_an_answer_refuses_with_503_never_allows(parts: Parts) -> None:
+    screen = build_screen(None)
+    broken = Screen(screen.policy, {key: [Broken()] for key in screen.checks})
+    parts.creator.screen = broken
+
+    with pytest.raises(GatewayError) as caught:
+        await parts.creator.create(BODY, ORIGIN)
+
+    assert caught.value.status_code == 503
+    assert caught.value.code == ErrorCode.SAFETY_UNAVAILABLE
+    assert parts.queue.requested == []
+    assert parts.records.failures[0][1].code is ErrorCode.SAFETY_UNAVAILABLE
+
+
+async def test_a_refusal_still_answers_when_its_record_cannot_be_written(parts: Parts) -> None:
+    parts.records.fail_error = UpstreamError(
+        ErrorCode.UPSTREAM_UNAVAILABLE, "media-service is down", 503
+    )
+    body = CreateRunRequest(workflow="noise", input_text="sieg heil")
+    with pytest.raises(GatewayError) as caught:
+        await parts.creator.create(body, ORIGIN)
+    assert caught.value.code == ErrorCode.PROMPT_BLOCKED
+    assert parts.queue.requested == []

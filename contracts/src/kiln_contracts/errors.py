@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     QUEUE_UNAVAILABLE = "queue_unavailable"
     CANCELLED = "cancelled"
     TEXT_STAGE_FAILED = "text_stage_failed"
+    PROMPT_BLOCKED = "prompt_blocked"  # 422: a safety check refused the prompt
+    SAFETY_UNAVAILABLE = "safety_unavailable"  # 503: a safety check gave no answer (fails closed)
     # Infrastructure (5xx)
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_TIMEOUT = "upstream_timeout"

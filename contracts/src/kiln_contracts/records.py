@@ -53,6 +53,7 @@ class Stage(StrEnum):
     """Where in the system a failure happened."""
 
     GATEWAY = "gateway"
+    SAFETY = "safety"
     PIPELINE = "pipeline"
     BACKEND = "backend"
     MEDIA = "media"
@@ -100,8 +101,15 @@ class RunHistoryEntry(BaseModel):
 class SafetyLevel(StrEnum):
     """How strictly a run's content is filtered; set by the workshop session, never the client."""
 
-    STRICT = "strict"
-    STANDARD = "standard"
+    KIDS = "kids"
+    YOUTH = "youth"
+    ADULT = "adult"
+    RESEARCH = "research"
+
+    @classmethod
+    def _missing_(cls, value: object) -> SafetyLevel | None:
+        # Records and sessions written before the four levels stay readable.
+        return {"strict": cls.KIDS, "standard": cls.YOUTH}.get(str(value))
 
 
 class RunRequest(BaseModel):

@@ -15,6 +15,7 @@ from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams, run_claims
 from kiln_common.proxy import Upstream, UpstreamError
 from kiln_common.settings import Environment
+from kiln_safety.screen import build_screen
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln_gateway.api import router
@@ -42,6 +43,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     cookies = DeviceCookies(
         resolve_cookie_secret(settings), settings.gateway_device_rotation_hours * 3600
     )
+
+    # A bad safety policy (or a check it names that cannot be built) stops the start here.
+    screen = build_screen(settings.safety_policy_dir, settings.safety_check_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 QueueDepthGuard(
                     js, settings.gateway_queue_consumer, settings.gateway_max_queue_depth
                 ),
+                screen,
             )
             sessions = await SessionStore.open(js, settings.gateway_session_hours)
             app.state.gateway = GatewayState(

@@ -34,7 +34,7 @@ class SessionBoard(BaseModel):
                         "session_id": "5b8f0a8e-1f0e-4c55-9d1a-3c2b1a0f9e8d",
                         "code": "K7QX2M",
                         "title": "Year 5 art, Tuesday",
-                        "safety_level": "strict",
+                        "safety_level": "kids",
                         "created_at": "2026-11-21T09:00:00Z",
                         "expires_at": "2026-11-21T21:00:00Z",
                     },

@@ -24,7 +24,11 @@ class GatewaySettings(KilnSettings):
     gateway_cookie_secure: bool = False
     gateway_device_rotation_hours: float = Field(default=24 * 7, gt=0)
     gateway_session_hours: float = Field(default=12, gt=0, le=24 * 90)
-    gateway_default_safety_level: SafetyLevel = SafetyLevel.STRICT
+    gateway_default_safety_level: SafetyLevel = SafetyLevel.KIDS
+    # Safety: a directory whose default.json replaces the shipped policy and whose terms/*.json
+    # extend the term lists (KILN_SAFETY_POLICY_DIR); a check slower than this gives no answer.
+    safety_policy_dir: Path | None = None
+    safety_check_timeout_seconds: float = Field(default=5, gt=0)
     # Limits.
     gateway_runs_per_device_per_minute: int = Field(default=20, ge=1)
     gateway_max_queue_depth: int = Field(default=1000, ge=1)

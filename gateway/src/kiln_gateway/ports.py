@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from kiln_contracts.events import RunCancel, RunRequested
-from kiln_contracts.records import RunError, RunRecord, RunRequest
+from kiln_contracts.records import RunError, RunRecord, RunRequest, SafetyLevel
 from kiln_contracts.workflows import WorkflowManifest
+from kiln_safety.screen import Decision
+from kiln_safety.verdicts import CheckPoint
 
 from kiln_gateway.idempotency import Claim
 from kiln_gateway.models import RunAccepted
@@ -28,6 +30,12 @@ class RunRecords(Protocol):
     async def fail(self, run_id: str, failure: RunError) -> None:
         """Record a failure that happened before the run reached the queue."""
         ...
+
+
+class PromptScreen(Protocol):
+    """The safety checks of a level (kiln_safety.screen.Screen)."""
+
+    async def screen_text(self, level: SafetyLevel, point: CheckPoint, text: str) -> Decision: ...
 
 
 class RunQueue(Protocol):

@@ -18,6 +18,8 @@ from kiln_contracts.events import RunCancel, RunRequested
 from kiln_contracts.ids import new_run_id
 from kiln_contracts.records import RunError, RunRequest, RunStatus, SafetyLevel, Stage
 from kiln_contracts.workflows import resolve_params
+from kiln_safety.screen import Decision
+from kiln_safety.verdicts import CheckPoint, Verdict
 
 from kiln_gateway.errors import GatewayError
 from kiln_gateway.idempotency import IdempotencyStore, body_hash
@@ -25,6 +27,7 @@ from kiln_gateway.models import CreateRunRequest, RunAccepted, RunLinks
 from kiln_gateway.ports import (
     DeviceRateLimit,
     IdempotencyClaims,
+    PromptScreen,
     QueueDepthLimit,
     RunQueue,
     RunRecords,
@@ -53,7 +56,9 @@ class RunCreator:
         idempotency: IdempotencyClaims,
         rate_limiter: DeviceRateLimit,
         queue_guard: QueueDepthLimit,
+        screen: PromptScreen,
     ) -> None:
+        self.screen = screen
         self.catalog = catalog
         self.records = records
         self.queue = queue
@@ -66,6 +71,7 @@ class RunCreator:
         self, body: CreateRunRequest, origin: Origin, idempotency_key: str | None = None
     ) -> RunAccepted:
         request = await self._validate(body, origin)
+        await self._screen_input(request, origin)
         if idempotency_key is None:
             return await self._create(request, origin, new_run_id())
         key = IdempotencyStore.storage_key("runs", idempotency_key)
@@ -129,6 +135,64 @@ class RunCreator:
             session_id=origin.session_id,
             safety_level=origin.safety_level,
         )
+
+    async def _screen_input(self, request: RunRequest, origin: Origin) -> None:
+        """The prompt's safety checks, before anything is queued or sent anywhere. A refused
+        prompt is still recorded (``failed``, stage ``safety``) so research sees what was
+        attempted; the answer names the rule ids, never the words that matched."""
+        decision = await self.screen.screen_text(
+            origin.safety_level, CheckPoint.INPUT, request.input_text
+        )
+        if decision.verdict is Verdict.ALLOWED:
+            return
+        await self.rate_limiter.check(origin.device_id)  # refusals count against the device too
+        run_id = new_run_id()
+        blocked = decision.verdict is Verdict.BLOCKED
+        code = ErrorCode.PROMPT_BLOCKED if blocked else ErrorCode.SAFETY_UNAVAILABLE
+        with run_context(run_id):
+            logger.warning(
+                "prompt %s at level %s by %s (rules %s)",
+                "blocked" if blocked else "not checked: a safety check gave no answer",
+                origin.safety_level.value,
+                ",".join(r.check for r in decision.results),
+                ",".join(decision.rules) or "-",
+            )
+            await self._record_refusal(run_id, request, code, decision)
+        if blocked:
+            raise GatewayError(
+                code,
+                f"run {run_id}: this prompt cannot be used here; please describe something else",
+                422,
+            )
+        raise GatewayError(
+            code,
+            f"run {run_id}: the safety check could not answer, so nothing was started; try again",
+            503,
+        )
+
+    async def _record_refusal(
+        self, run_id: str, request: RunRequest, code: ErrorCode, decision: Decision
+    ) -> None:
+        checks = ", ".join(
+            f"{r.check}={r.verdict.value}" + (f" ({', '.join(r.rules)})" if r.rules else "")
+            for r in decision.results
+        )
+        message = (
+            f"safety {decision.point.value} check at level {decision.level.value} "
+            f"(policy {decision.policy_version}): {checks}"
+        )
+        failure = RunError(
+            stage=Stage.SAFETY,
+            code=code,
+            message=message,
+            retryable=code != ErrorCode.PROMPT_BLOCKED,
+        )
+        try:
+            await self.records.create(run_id, request)
+            await self.records.fail(run_id, failure)
+        except UpstreamError as exc:
+            # The refusal itself stands (nothing was queued); only its record is missing.
+            logger.error("could not record the refused prompt: %s", exc)
 
     async def _create(self, request: RunRequest, origin: Origin, run_id: str) -> RunAccepted:
         """Create (or, for a resumed idempotent request, re-create) the run and queue it.

@@ -38,13 +38,11 @@ MAX_SESSION_HOURS = 24 * 90
 class CreateSessionRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"title": "Year 5 art, Tuesday", "safety_level": "strict"}]
-        },
+        json_schema_extra={"examples": [{"title": "Year 5 art, Tuesday", "safety_level": "kids"}]},
     )
 
     title: Utf8Str = Field(min_length=1, max_length=200)
-    safety_level: SafetyLevel = SafetyLevel.STRICT
+    safety_level: SafetyLevel = SafetyLevel.KIDS
     hours: float | None = Field(
         default=None, gt=0, le=MAX_SESSION_HOURS, description="Lifetime; the default is config."
     )
@@ -64,7 +62,7 @@ class WorkshopSession(BaseModel):
                     "session_id": "5b8f0a8e-1f0e-4c55-9d1a-3c2b1a0f9e8d",
                     "code": "K7QX2M",
                     "title": "Year 5 art, Tuesday",
-                    "safety_level": "strict",
+                    "safety_level": "kids",
                     "created_at": "2026-11-21T09:00:00Z",
                     "expires_at": "2026-11-21T21:00:00Z",
                 }

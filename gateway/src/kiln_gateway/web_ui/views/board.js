@@ -21,7 +21,7 @@ export function boardStartView(main, ctx) {
   const heading = boardHeading();
   if (!researcherToken()) return tokenForm(main, ctx, heading);
   const title = h("input", { name: "title", required: true, maxlength: "200" });
-  const safety = h("select", { name: "safety_level" }, h("option", { value: "strict" }, "strict"), h("option", { value: "standard" }, "standard"));
+  const safety = h("select", { name: "safety_level" }, ...["kids", "youth", "adult", "research"].map((level) => h("option", { value: level }, level)));
   const problems = h("div");
   const form = h(
     "form",

@@ -215,7 +215,7 @@ function exportPanel() {
 
 function sessionPanel() {
   const title = h("input", { name: "title", required: true, maxlength: "200" });
-  const safety = h("select", { name: "safety_level" }, h("option", { value: "strict" }, "strict"), h("option", { value: "standard" }, "standard"));
+  const safety = h("select", { name: "safety_level" }, ...["kids", "youth", "adult", "research"].map((level) => h("option", { value: level }, level)));
   const outcome = h("div", { "aria-live": "polite" });
   const form = h(
     "form",
