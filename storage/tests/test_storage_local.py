@@ -3,15 +3,23 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import threading
 from pathlib import Path
 
+import boto3
 import pytest
 from kiln_contracts.ids import new_run_id, run_date
 from kiln_contracts.layout import InvalidFilenameError
 from kiln_contracts.records import Entity, RunRecord, RunRequest, RunStatus
-from kiln_storage.base import EntityNotFoundError, RunExistsError, RunNotFoundError
+from kiln_storage.base import (
+    EntityNotFoundError,
+    RunExistsError,
+    RunNotFoundError,
+    StagingWriter,
+)
 from kiln_storage.local import RunStore
+from kiln_storage.s3 import S3RunStore
 
 
 def test_create_run_writes_folder_record_and_input(store: RunStore) -> None:
@@ -161,3 +169,71 @@ def test_a_leftover_of_an_interrupted_write_does_not_block_the_run(
     assert entity.filename == "02_note.txt"
     assert (store.run_dir(run_id) / "02_note.txt").read_bytes() == b"whole"
     assert store.read(run_id).entities[-1].sha256 == entity.sha256
+
+
+def _age(path: Path, seconds: float) -> None:
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def test_crash_debris_is_removed_after_the_grace_period_and_never_listed(
+    store: RunStore, run_id: str
+) -> None:
+    folder = store.run_dir(run_id)
+    staged = store.open_staging(run_id)
+    staged.write(b"half an image")  # a writer that died before commit
+    staged._handle.close()
+    half_record = folder / ".metadata.json.k2j4.tmp"
+    half_record.write_bytes(b'{"run_id": ')
+    fresh = folder / ".incoming.live.tmp"  # a writer still at work: spared
+    fresh.write_bytes(b"x")
+    half_built = folder.parent / f".{new_run_id()}.abcd"
+    half_built.mkdir()
+    (half_built / "metadata.json").write_bytes(b"{}")
+    half_deleted = folder.parent / f".deleted.{new_run_id()}.1234"
+    half_deleted.mkdir()
+    for path in (staged.path, half_record, half_built, half_deleted):
+        _age(path, 7200)
+    record_before = (folder / "metadata.json").read_bytes()
+
+    removed = store.remove_crash_debris(grace_seconds=3600)
+
+    assert sorted(Path(p).name for p in removed) == sorted(
+        [staged.path.name, half_record.name, half_built.name, half_deleted.name]
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".incoming.live.tmp",
+        "01_input.txt",
+        "metadata.json",
+    ]
+    assert sorted(p.name for p in folder.parent.iterdir()) == [run_id]
+    # the run itself is untouched and still the only one listed
+    assert (folder / "metadata.json").read_bytes() == record_before
+    assert list(store.iter_run_ids()) == [run_id]
+    assert [e.filename for e in store.read(run_id).entities] == ["01_input.txt"]
+
+
+def test_crash_debris_on_an_empty_root_is_nothing(tmp_path: Path) -> None:
+    assert RunStore(tmp_path / "empty").remove_crash_debris(grace_seconds=0) == []
+
+
+def test_s3_crash_debris_is_the_stale_staged_outputs_in_the_spool(tmp_path: Path) -> None:
+    # Removing debris never calls S3: a client that could not connect anywhere is enough.
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",
+    )
+    store = S3RunStore(client, "bucket", spool=tmp_path / "spool")
+    stale = StagingWriter(store.spool)  # what open_staging makes, without asking S3 for the run
+    stale.write(b"half")
+    stale._handle.close()
+    _age(stale.path, 7200)
+    live = StagingWriter(store.spool)
+    live.write(b"still arriving")
+    removed = store.remove_crash_debris(grace_seconds=3600)
+    assert removed == [str(stale.path)]
+    assert sorted((tmp_path / "spool").iterdir()) == [live.path]
+    live.abort()

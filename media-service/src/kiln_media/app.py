@@ -52,6 +52,13 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             store = open_storage(settings)
             storage_id = await anyio.to_thread.run_sync(store.ensure_storage_id)
+            debris = await anyio.to_thread.run_sync(
+                store.remove_crash_debris, settings.media_debris_grace_seconds
+            )
+            if debris:
+                logger.warning(
+                    "removed %d temp files left by a crash: %s", len(debris), ", ".join(debris[:20])
+                )
             index = RunIndex(store, settings.media_index_path)
             stack.callback(index.close)
             catalog = RunCatalog(store, index, settings.instance_id)

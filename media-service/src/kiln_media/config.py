@@ -24,6 +24,9 @@ class MediaSettings(KilnSettings):
     # or deleted, and a listing re-checks every run it shows anyway).
     media_index_sync_seconds: float = Field(default=5, gt=0)
     media_index_full_sync_seconds: float = Field(default=900, gt=0)
+    # Temp files a crash left (in run folders, or the S3 spool) are removed at start-up once
+    # untouched this long; younger ones may belong to another replica still writing them.
+    media_debris_grace_seconds: float = Field(default=3600, ge=0)
     # KILN_RETENTION_DAYS: runs older than this are deleted by a periodic job; unset keeps all.
     retention_days: int | None = Field(default=None, ge=1)
     retention_interval_seconds: float = Field(default=3600, gt=0)

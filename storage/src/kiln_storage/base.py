@@ -242,6 +242,11 @@ class RunStorage(ABC):
     @abstractmethod
     def read_audit(self) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
+    def remove_crash_debris(self, grace_seconds: float) -> list[str]:
+        """Remove temp files a crashed writer left behind (older than ``grace_seconds``);
+        the removed paths. Each store knows where its writers put temp files."""
+
     # writing (media-service only)
     @abstractmethod
     def create_run(self, run_id: str, request: RunRequest) -> RunRecord: ...

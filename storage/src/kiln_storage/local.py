@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -315,6 +316,52 @@ class RunStore(RunStorage):
         with path.open("rb") as handle:
             while chunk := handle.read(CHUNK_SIZE):
                 yield chunk
+
+    # -- crash debris --------------------------------------------------------------------------
+    def remove_crash_debris(self, grace_seconds: float) -> list[str]:
+        """Remove what a crashed writer left behind, if untouched for ``grace_seconds``: temp
+        files in run folders (``.metadata.json.*.tmp``, ``.incoming.*.tmp``), half-built run
+        folders (``.{run_id}.*``) and half-removed deleted ones (``.deleted.*``) in day folders.
+        The grace period spares the temp files of writers still at work (a live download keeps
+        its file's mtime fresh). Returns the removed paths, relative to the root."""
+        runs = self.root / RUNS_DIR
+        if not runs.is_dir():
+            return []
+        cutoff = time.time() - grace_seconds
+        removed: list[str] = []
+
+        def stale(path: str) -> bool:
+            try:
+                return os.lstat(path).st_mtime < cutoff
+            except FileNotFoundError:
+                return False
+
+        for day in os.scandir(runs):
+            if not day.is_dir(follow_symlinks=False) or day.name.startswith("."):
+                continue
+            for entry in os.scandir(day.path):
+                if entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                    if stale(entry.path):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                        removed.append(f"{RUNS_DIR}/{day.name}/{entry.name}")
+                    continue
+                if not is_run_id(entry.name) or not entry.is_dir(follow_symlinks=False):
+                    continue
+                for item in os.scandir(entry.path):
+                    if not (item.name.startswith(".") and item.name.endswith(".tmp")):
+                        continue
+                    if item.is_file(follow_symlinks=False) and stale(item.path):
+                        with suppress(FileNotFoundError):
+                            os.unlink(item.path)
+                        removed.append(f"{RUNS_DIR}/{day.name}/{entry.name}/{item.name}")
+        for item in os.scandir(self.root):
+            # An interrupted ensure_storage_id leaves its temp file at the root.
+            is_temp = item.name.startswith(".storage-id.") and item.is_file(follow_symlinks=False)
+            if is_temp and stale(item.path):
+                with suppress(FileNotFoundError):
+                    os.unlink(item.path)
+                removed.append(item.name)
+        return removed
 
     # -- deletion ----------------------------------------------------------------------------
     def delete_run(self, run_id: str, reason: str, actor: str, detail: dict[str, Any]) -> bool:

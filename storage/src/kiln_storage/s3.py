@@ -187,6 +187,21 @@ class S3RunStore(RunStorage):
             raise
         return True
 
+    def remove_crash_debris(self, grace_seconds: float) -> list[str]:
+        """On S3 an object appears whole (one PUT), so the root holds no debris; a crash
+        leaves only staged outputs (``.incoming.*.tmp``) in the local spool. Those older
+        than ``grace_seconds`` are removed (younger ones may belong to a live writer)."""
+        cutoff = time.time() - grace_seconds
+        removed: list[str] = []
+        for item in self.spool.glob(".incoming.*.tmp"):
+            try:
+                if item.is_file() and item.lstat().st_mtime < cutoff:
+                    item.unlink()
+                    removed.append(str(item))
+            except FileNotFoundError:
+                continue
+        return removed
+
     # -- the root ----------------------------------------------------------------------------
     def ensure_storage_id(self) -> str:
         key = self._key(STORAGE_ID_FILE)
