@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from kiln_contracts.events import RunFailed, RunRequested
 from kiln_contracts.layout import (
@@ -119,6 +121,21 @@ def test_bad_params_are_named(params: dict[str, object], name: str) -> None:
     with pytest.raises(InvalidParamsError) as caught:
         resolve_params(_manifest(), params)  # type: ignore[arg-type]
     assert name in caught.value.problems
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_in_a_json_body_are_refused(literal: str) -> None:
+    # The body as FastAPI parses it: Python's json turns these literals into floats.
+    params = json.loads(f'{{"strength": {literal}, "scale": {literal}}}')
+    manifest = _manifest().model_copy(
+        update={"params": {**_manifest().params, "scale": ParamSpec(type="float", default=1.0)}}
+    )
+    with pytest.raises(InvalidParamsError) as caught:
+        resolve_params(manifest, params)
+    assert caught.value.problems == {
+        "strength": "must be a finite number",
+        "scale": "must be a finite number",
+    }
 
 
 def test_text_with_a_lone_surrogate_is_refused() -> None:

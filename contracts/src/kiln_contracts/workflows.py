@@ -3,6 +3,7 @@ validates requests against the manifests before anything is queued."""
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Literal
 
@@ -135,6 +136,10 @@ def _check_one(name: str, spec: ParamSpec, value: JsonValue) -> str | None:
         return f"expected {spec.type}, got a boolean"
     if not isinstance(value, kinds[spec.type]):
         return f"expected {spec.type}"
+    # Python's json accepts NaN and ±Infinity; they pass every bound check (NaN) and break
+    # every JSON encoder downstream, so they are refused here, at the edge.
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
     if spec.choices is not None and value not in spec.choices:
         return f"must be one of {spec.choices}"
     if isinstance(value, int | float) and not isinstance(value, bool):
