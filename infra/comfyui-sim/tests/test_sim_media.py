@@ -163,7 +163,7 @@ def test_same_seed_same_pixels_other_seed_other_pixels(sim: SimServer) -> None:
 
 
 def test_noise_is_deterministic_without_any_cache(tmp_path: Path) -> None:
-    context = NodeContext("1", tmp_path, tmp_path, {}, None)
+    context = NodeContext("1", tmp_path, tmp_path, tmp_path, {}, None)
     base = [Image.new("RGB", (16, 16), (128, 128, 128))] * 2
 
     def noise(seed: int) -> list[bytes]:

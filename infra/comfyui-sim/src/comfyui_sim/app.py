@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 import mimetypes
@@ -9,8 +10,9 @@ import os
 import platform
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from email.parser import BytesParser
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
@@ -181,6 +183,10 @@ def build_comfy_router() -> APIRouter:
     async def view(request: Request) -> Response:
         return _view(sim_of(request), request)
 
+    @router.post("/upload/image")
+    async def upload_image(request: Request) -> Response:
+        return _upload_image(sim_of(request), await request.body(), request.headers)
+
     @router.get("/system_stats")
     async def system_stats(request: Request) -> JSONResponse:
         ram_total, ram_free = _memory()
@@ -216,15 +222,16 @@ def build_comfy_router() -> APIRouter:
     @router.get("/object_info")
     async def object_info(request: Request) -> JSONResponse:
         sim = sim_of(request)
-        return json_response(
-            {name: node.object_info(sim.models) for name, node in sim.registry.items()}
-        )
+        files = sim.folder_files()
+        return json_response({name: node.object_info(files) for name, node in sim.registry.items()})
 
     @router.get("/object_info/{node_class}")
     async def object_info_node(request: Request, node_class: str) -> JSONResponse:
         sim = sim_of(request)
         node = sim.registry.get(node_class)
-        return json_response({node_class: node.object_info(sim.models)} if node is not None else {})
+        return json_response(
+            {node_class: node.object_info(sim.folder_files())} if node is not None else {}
+        )
 
     @router.get("/features")
     async def features() -> JSONResponse:
@@ -287,6 +294,61 @@ def _view(sim: Simulator, request: Request) -> Response:
         media_type=_content_type(name),
         headers={"Content-Disposition": f'filename="{name}"'},
     )
+
+
+def _form_fields(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
+    """A multipart/form-data body as {field: (filename, bytes)}; {} if it is not one."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {}
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        return {}
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name not in fields:
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            fields[name] = (part.get_filename(), data)
+    return fields
+
+
+def _upload_image(sim: Simulator, body: bytes, headers: Mapping[str, str]) -> Response:
+    """ComfyUI's ``image_upload``: the ``image`` file into ``type``'s folder (default input)
+    under ``subfolder``; a name taken by different bytes becomes ``name (1).ext`` unless
+    ``overwrite`` is true/1, the same bytes are not written twice; answers the name it used.
+    ComfyUI answers 400 with an empty body for a missing file or name and a path outside the
+    folder (an unknown ``type`` makes ComfyUI fail with a 500; here it is a 400 as well)."""
+    fields = _form_fields(body, headers.get("content-type", ""))
+    text = {key: value.decode("utf-8", "replace") for key, (_, value) in fields.items()}
+    kind = text.get("type") or "input"
+    base = sim.folders.by_type(kind)
+    if "image" not in fields or base is None:
+        return Response(status_code=400)
+    filename, data = fields["image"]
+    if not filename or "\x00" in filename:
+        return Response(status_code=400)
+    subfolder = text.get("subfolder", "")
+    folder = os.path.join(base, os.path.normpath(subfolder))
+    path = os.path.abspath(os.path.join(folder, filename))
+    if "\x00" in subfolder or os.path.commonpath((str(base), path)) != str(base):
+        return Response(status_code=400)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    stem, extension = os.path.splitext(filename)
+    duplicate = False
+    if text.get("overwrite") not in ("true", "1"):
+        number = 1
+        while os.path.exists(path):
+            if Path(path).read_bytes() == data:
+                duplicate = True
+                break
+            filename = f"{stem} ({number}){extension}"
+            path = os.path.join(folder, filename)
+            number += 1
+    if not duplicate:
+        Path(path).write_bytes(data)
+    return json_response({"name": filename, "subfolder": subfolder, "type": kind})
 
 
 async def _serve_websocket(sim: Simulator, websocket: WebSocket) -> None:

@@ -139,6 +139,7 @@ class Executor:
         interrupt: asyncio.Event,
         output_dir: Path,
         temp_dir: Path,
+        input_dir: Path,
         node_delay: Callable[[], float],
         take_node_error: Callable[[str], NodeErrorFault | None],
         on_node_start: Callable[[str], None],
@@ -149,6 +150,7 @@ class Executor:
         self.interrupt = interrupt
         self.output_dir = output_dir
         self.temp_dir = temp_dir
+        self.input_dir = input_dir
         self.node_delay = node_delay
         self.take_node_error = take_node_error
         self.on_node_start = on_node_start
@@ -334,6 +336,7 @@ class Executor:
             node_id=node_id,
             output_dir=self.output_dir,
             temp_dir=self.temp_dir,
+            input_dir=self.input_dir,
             prompt=item.prompt,
             extra_pnginfo=_extra_pnginfo(item.extra_data),
         )

@@ -8,6 +8,8 @@ Input names, types, defaults and limits follow ComfyUI 0.3.64 (``nodes.py``,
 from __future__ import annotations
 
 import json
+import mimetypes
+import os
 import random
 import secrets
 import statistics
@@ -17,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageChops, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageSequence
 
 from comfyui_sim.media import (
     Audio,
@@ -69,6 +71,7 @@ class NodeContext:
     node_id: str
     output_dir: Path
     temp_dir: Path
+    input_dir: Path
     prompt: Mapping[str, Any]
     extra_pnginfo: Mapping[str, Any] | None
 
@@ -178,6 +181,76 @@ def empty_image(_: NodeContext, inputs: dict[str, Any]) -> NodeResult:
     image = Image.new("RGB", (int(inputs["width"]), int(inputs["height"])), rgb)
     # Nodes never modify an image in place, so a batch may share one image.
     return NodeResult(outputs=([image] * int(inputs["batch_size"]),))
+
+
+def input_images(input_dir: Path) -> list[str]:
+    """What LoadImage offers: the files in ``input/`` whose extension names an image type, as
+    ComfyUI's ``folder_paths.filter_files_content_types(files, ["image"])`` keeps them."""
+    try:
+        names = os.listdir(input_dir)
+    except OSError:
+        return []
+    images = []
+    for name in names:
+        kind = mimetypes.guess_type(name)[0] or ""
+        if kind.startswith("image/") and (input_dir / name).is_file():
+            images.append(name)
+    return sorted(images)
+
+
+def load_image(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    """Every frame of the file in ``input/``, EXIF-rotated, as RGB; the mask is 1 where the
+    image is transparent (ComfyUI's ``1 - alpha``), as an "L" image."""
+    # The combo check let through only names listed in input/, so this is a file there.
+    path = ctx.input_dir / os.path.basename(str(inputs["image"]))
+    images: list[Image.Image] = []
+    masks: list[Image.Image] = []
+    with Image.open(path) as source:
+        for frame in ImageSequence.Iterator(source):
+            upright = ImageOps.exif_transpose(frame)
+            rgb = upright.convert("RGB")
+            if images and rgb.size != images[0].size:
+                continue  # ComfyUI keeps only the frames the size of the first
+            images.append(rgb)
+            if "A" in upright.getbands():
+                masks.append(ImageOps.invert(upright.getchannel("A")))
+            else:
+                masks.append(Image.new("L", rgb.size, 0))
+    return NodeResult(outputs=(images, masks))
+
+
+UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+CROP_METHODS = ["disabled", "center"]
+_RESAMPLING = {
+    "nearest-exact": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "area": Image.Resampling.BOX,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def image_scale(_: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    """ComfyUI's ImageScale: 0 for one side keeps the aspect ratio, 0 for both keeps the image;
+    ``center`` crops to the target's aspect ratio before scaling."""
+    images = _images(inputs["image"])
+    width, height = int(inputs["width"]), int(inputs["height"])
+    if width == 0 and height == 0:
+        return NodeResult(outputs=(images,))
+    source_width, source_height = images[0].size
+    if width == 0:
+        width = max(1, round(source_width * height / source_height))
+    elif height == 0:
+        height = max(1, round(source_height * width / source_width))
+    resample = _RESAMPLING[str(inputs["upscale_method"])]
+    scaled = []
+    for image in images:
+        if inputs["crop"] == "center":
+            image = ImageOps.fit(image, (width, height), method=resample)
+        else:
+            image = image.resize((width, height), resample)
+        scaled.append(image)
+    return NodeResult(outputs=(scaled,))
 
 
 def image_invert(_: NodeContext, inputs: dict[str, Any]) -> NodeResult:
@@ -471,6 +544,28 @@ def build_registry() -> dict[str, NodeDef]:
                 "height": _int(512, 1, MAX_RESOLUTION, step=1),
                 "batch_size": _int(1, 1, 4096),
                 "color": _int(0, 0, 0xFFFFFF, step=1, display="color"),
+            },
+            return_types=("IMAGE",),
+        ),
+        NodeDef(
+            class_type="LoadImage",
+            display_name="Load Image",
+            category="image",
+            function=load_image,
+            required={"image": (ModelList("input"), {"image_upload": True})},
+            return_types=("IMAGE", "MASK"),
+        ),
+        NodeDef(
+            class_type="ImageScale",
+            display_name="Upscale Image",
+            category="image/upscaling",
+            function=image_scale,
+            required={
+                "image": ("IMAGE",),
+                "upscale_method": (list(UPSCALE_METHODS),),
+                "width": _int(512, 0, MAX_RESOLUTION, step=1),
+                "height": _int(512, 0, MAX_RESOLUTION, step=1),
+                "crop": (list(CROP_METHODS),),
             },
             return_types=("IMAGE",),
         ),

@@ -19,7 +19,7 @@ from comfyui_sim.faults import Faults, FaultsUpdate, NodeErrorFault
 from comfyui_sim.graph import validate_prompt
 from comfyui_sim.hub import WebSocketHub
 from comfyui_sim.model_nodes import model_node_definitions
-from comfyui_sim.nodes import NodeDef, build_registry
+from comfyui_sim.nodes import NodeDef, build_registry, input_images
 from comfyui_sim.state import SENSITIVE_EXTRA_DATA_KEYS, History, PromptQueue, QueueItem
 
 log = logging.getLogger("comfyui_sim")
@@ -95,10 +95,16 @@ class Simulator:
             interrupt=self.interrupt,
             output_dir=folders.output,
             temp_dir=folders.temp,
+            input_dir=folders.input,
             node_delay=self._node_delay,
             take_node_error=self._take_node_error,
             on_node_start=self._on_node_start,
         )
+
+    def folder_files(self) -> dict[str, list[str]]:
+        """The files a combo may name, by folder: the installed models plus the images in
+        ``input/`` (what LoadImage offers), listed afresh as ComfyUI does for every request."""
+        return {**self.models, "input": input_images(self.folders.input)}
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -233,7 +239,7 @@ class Simulator:
         prompt = data["prompt"]
         raw_id = data.get("prompt_id")
         prompt_id = str(raw_id) if raw_id is not None else str(uuid.uuid4())
-        validation = validate_prompt(prompt, self.registry, self.models)
+        validation = validate_prompt(prompt, self.registry, self.folder_files())
         extra_data = data.get("extra_data", {})
         if not isinstance(extra_data, dict):
             raise TypeError("extra_data must be an object")
