@@ -14,6 +14,7 @@ from kiln_pipeline.driver import PollPolicy, RunDriver
 from kiln_pipeline.pool import Backend, BackendPool
 from kiln_pipeline.templates import WorkflowTemplate, load_templates
 from kiln_pipeline.watcher import BackendWatcher
+from kiln_safety.screen import build_screen
 from pipeline_fakes import FakeComfy, FakeLedger, RecordingSink
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +41,9 @@ async def rig() -> AsyncIterator[Rig]:
         client = ComfyClient("comfyui-0", "http://comfy", http)
         backend = Backend(client, BackendWatcher("comfyui-0", "ws://unused"), "kiln-test", 2)
         sink, ledger = RecordingSink(), FakeLedger()
-        driver = RunDriver(load_templates(), BackendPool([backend]), sink, ledger, FAST)
+        driver = RunDriver(
+            load_templates(), BackendPool([backend]), sink, ledger, FAST, screen=build_screen(None)
+        )
         yield Rig(comfy, sink, ledger, backend, driver)
 
 

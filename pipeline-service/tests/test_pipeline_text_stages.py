@@ -11,7 +11,7 @@ import httpx
 import pytest
 from kiln_contracts.errors import ErrorCode
 from kiln_contracts.events import RunRequested
-from kiln_contracts.records import RunRequest, Stage
+from kiln_contracts.records import RunRequest, SafetyLevel, Stage
 from kiln_contracts.workflows import TextStage
 from kiln_pipeline.comfy import ComfyClient
 from kiln_pipeline.driver import PollPolicy, RunDriver
@@ -20,6 +20,8 @@ from kiln_pipeline.pool import Backend, BackendPool
 from kiln_pipeline.ports import TextStageError
 from kiln_pipeline.templates import WorkflowTemplate, load_templates
 from kiln_pipeline.watcher import BackendWatcher
+from kiln_safety.screen import Screen, build_screen
+from kiln_safety.verdicts import CheckResult
 from llm_sim.app import create_app as create_llm_sim
 from pipeline_fakes import FakeComfy, FakeLedger, RecordingSink
 from pydantic import ValidationError
@@ -47,7 +49,15 @@ class Rig:
         sd = load_templates()["sd15_text_to_image"]
         staged = sd.manifest.model_copy(update={"name": "staged", "text_stages": STAGES})
         templates = {"staged": WorkflowTemplate(staged, sd.graph)}
-        return RunDriver(templates, BackendPool([self.backend]), self.sink, FakeLedger(), FAST, llm)
+        return RunDriver(
+            templates,
+            BackendPool([self.backend]),
+            self.sink,
+            FakeLedger(),
+            FAST,
+            llm,
+            screen=build_screen(None),
+        )
 
     async def faults(self, **faults: object) -> None:
         response = await self.llm_http.post("/sim/faults", json=faults)
@@ -67,8 +77,8 @@ async def rig() -> AsyncIterator[Rig]:
         yield Rig(comfy, RecordingSink(), llm_http, backend)
 
 
-def request(text: str = "ein roter Vogel") -> RunRequested:
-    request = RunRequest(workflow="staged", input_text=text, params={"seed": 1})
+def request(text: str = "ein roter Vogel", level: SafetyLevel | None = None) -> RunRequested:
+    request = RunRequest(workflow="staged", input_text=text, params={"seed": 1}, safety_level=level)
     return RunRequested(run_id=RUN, request=request)
 
 
@@ -134,3 +144,52 @@ def test_the_builtin_translated_noise_workflow_declares_one_translation_stage() 
     template = load_templates()["noise_translated"]
     assert [s.name for s in template.manifest.text_stages] == ["translation"]
     assert template.graph == load_templates()["noise"].graph
+
+
+async def test_a_text_stage_output_with_a_listed_term_fails_the_run_before_generation(
+    rig: Rig,
+) -> None:
+    # The simulator echoes its input, so the first stage's output carries the term on.
+    driver = rig.driver(ChatClient("http://llm", rig.llm_http))
+    await driver.drive(request("a knight with a gun", SafetyLevel.KIDS), redelivered=False)
+
+    [failed] = rig.sink.failed_events
+    assert (failed.stage, failed.code) == (Stage.SAFETY, ErrorCode.TEXT_STAGE_BLOCKED)
+    assert failed.details["text_stage"] == "translation"
+    assert failed.details["categories"] == ["violence"]
+    assert "gun" not in failed.message.lower()
+    assert rig.sink.text_stage_events == []  # the refused text is not published
+    assert rig.comfy.submitted == []
+
+
+async def test_the_same_output_passes_at_a_level_that_allows_it(rig: Rig) -> None:
+    driver = rig.driver(ChatClient("http://llm", rig.llm_http))
+    await driver.drive(request("a knight with a gun", SafetyLevel.ADULT), redelivered=False)
+    assert not rig.sink.failed_events
+    assert rig.comfy.submitted == [RUN]
+
+
+async def test_a_run_without_a_level_is_checked_as_kids(rig: Rig) -> None:
+    driver = rig.driver(ChatClient("http://llm", rig.llm_http))
+    await driver.drive(request("a knight with a gun"), redelivered=False)
+    assert rig.sink.failed_events[0].code == ErrorCode.TEXT_STAGE_BLOCKED
+
+
+class NoAnswer:
+    name = "terms"
+
+    async def check_text(self, text: str) -> CheckResult:
+        raise TimeoutError
+
+
+async def test_a_text_stage_check_without_an_answer_fails_the_run_never_passes(
+    rig: Rig,
+) -> None:
+    driver = rig.driver(ChatClient("http://llm", rig.llm_http))
+    shipped = build_screen(None)
+    driver.screen = Screen(shipped.policy, {key: [NoAnswer()] for key in shipped.checks})
+    await driver.drive(request(), redelivered=False)
+
+    [failed] = rig.sink.failed_events
+    assert (failed.stage, failed.code) == (Stage.SAFETY, ErrorCode.SAFETY_UNAVAILABLE)
+    assert rig.comfy.submitted == []

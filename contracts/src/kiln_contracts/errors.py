@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     TEXT_STAGE_FAILED = "text_stage_failed"
     PROMPT_BLOCKED = "prompt_blocked"  # 422: a safety check refused the prompt
+    TEXT_STAGE_BLOCKED = "text_stage_blocked"  # a text stage's output was refused
     SAFETY_UNAVAILABLE = "safety_unavailable"  # 503: a safety check gave no answer (fails closed)
     # Infrastructure (5xx)
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"

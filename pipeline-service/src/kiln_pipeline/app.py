@@ -12,6 +12,7 @@ from kiln_common.http import install_health_routes, install_request_context
 from kiln_common.logging import configure_logging
 from kiln_common.metrics import install_metrics
 from kiln_common.nats import connect, ensure_streams, run_claims
+from kiln_safety.screen import build_screen
 
 from kiln_pipeline.api import router
 from kiln_pipeline.capabilities import node_classes
@@ -35,6 +36,8 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
     settings = settings or PipelineSettings()  # from the environment
     configure_logging("pipeline-service", settings.instance_id, settings.log_level)
     templates = load_templates(builtin_workflows_dir(), *settings.pipeline_workflows_dirs)
+    # A bad safety policy stops the start here, before any run is taken.
+    screen = build_screen(settings.safety_policy_dir, settings.safety_check_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +83,9 @@ def create_app(settings: PipelineSettings | None = None) -> FastAPI:
                 else None
             )
             claims = await run_claims(js, settings.nats_stream_replicas)
-            driver = RunDriver(templates, pool, sink, StreamCancelLedger(js, claims), poll, llm)
+            driver = RunDriver(
+                templates, pool, sink, StreamCancelLedger(js, claims), poll, llm, screen=screen
+            )
             app.state.pipeline = PipelineState(settings, templates, pool, nc)
             cancels = await subscribe_cancels(nc, driver)
             stack.push_async_callback(cancels.unsubscribe)

@@ -28,6 +28,9 @@ class PipelineSettings(KilnSettings):
     # workflows are listed as unavailable and refused.
     llm_url: str | None = None
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Safety (as in the gateway): the policy directory and how long a check may take.
+    safety_policy_dir: Path | None = None
+    safety_check_timeout_seconds: float = Field(default=5, gt=0)
     # Directories with more templates (``*.manifest.json`` + ``*.json``) beside the built-in
     # ones: a deployment's own workflows, or test workflows with short deadlines.
     pipeline_workflows_dirs: Annotated[

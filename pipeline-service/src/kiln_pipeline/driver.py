@@ -41,14 +41,22 @@ from kiln_contracts.events import (
     StopReason,
     TextStageOutput,
 )
-from kiln_contracts.records import Stage, utc_now
+from kiln_contracts.records import SafetyLevel, Stage, utc_now
 from kiln_contracts.workflows import InvalidParamsError, resolve_params
+from kiln_safety.verdicts import CheckPoint
+from kiln_safety.verdicts import Verdict as SafetyVerdict
 
 from kiln_pipeline.capabilities import problems, unavailable_reason
 from kiln_pipeline.comfy import BackendUnavailableError, PromptRejectedError
 from kiln_pipeline.outputs import collect_outputs, failure_of
 from kiln_pipeline.pool import Backend, BackendPool, NoHealthyBackendError
-from kiln_pipeline.ports import CancelLedger, RunEventSink, TextGenerator, TextStageError
+from kiln_pipeline.ports import (
+    CancelLedger,
+    RunEventSink,
+    TextGenerator,
+    TextScreen,
+    TextStageError,
+)
 from kiln_pipeline.templates import WorkflowTemplate
 from kiln_pipeline.watcher import WEBSOCKET_LOST
 
@@ -160,8 +168,11 @@ class RunDriver:
         cancels: CancelLedger,
         poll: PollPolicy | None = None,
         llm: TextGenerator | None = None,
+        *,
+        screen: TextScreen,
     ) -> None:
         self.templates = templates
+        self.screen = screen
         self.llm = llm
         self.pool = pool
         self.sink = sink
@@ -223,7 +234,8 @@ class RunDriver:
         if await self.cancels.requested(run_id):
             await self._report_cancelled(run_id, "cancelled before it reached a backend")
             return
-        text_outputs = await self._run_text_stages(run_id, request.input_text, template)
+        level = request.safety_level or SafetyLevel.KIDS  # a record without a level: the strictest
+        text_outputs = await self._run_text_stages(run_id, request.input_text, template, level)
         if text_outputs is None:
             return
         if run.cancel_requested.is_set():
@@ -350,7 +362,7 @@ class RunDriver:
         return backend
 
     async def _run_text_stages(
-        self, run_id: str, input_text: str, template: WorkflowTemplate
+        self, run_id: str, input_text: str, template: WorkflowTemplate, level: SafetyLevel
     ) -> list[TextStageOutput] | None:
         """Each stage's output, in order (each stage reads the previous one's), each published
         as soon as it is known; None when the run was failed instead."""
@@ -381,10 +393,39 @@ class RunDriver:
                     index=index,
                 )
                 return None
+            if not await self._screen_text_stage(run_id, stage.name, index, level, text):
+                return None
             output = TextStageOutput(stage=stage.name, index=index, model=stage.model, text=text)
             await self.sink.publish(RunTextStage(run_id=run_id, output=output))
             outputs.append(output)
         return outputs
+
+    async def _screen_text_stage(
+        self, run_id: str, stage: str, index: int, level: SafetyLevel, text: str
+    ) -> bool:
+        """A text stage's output passes its level's checks before it is published or sent on;
+        otherwise the run fails at stage ``safety`` (the refused text is not stored: it may be
+        what a participant must not read; the rule ids say why)."""
+        decision = await self.screen.screen_text(level, CheckPoint.TEXT_STAGE, text)
+        if decision.verdict is SafetyVerdict.ALLOWED:
+            return True
+        blocked = decision.verdict is SafetyVerdict.BLOCKED
+        checks = ", ".join(
+            f"{r.check}={r.verdict.value}" + (f" ({', '.join(r.rules)})" if r.rules else "")
+            for r in decision.results
+        )
+        await self.fail(
+            run_id,
+            Stage.SAFETY,
+            ErrorCode.TEXT_STAGE_BLOCKED if blocked else ErrorCode.SAFETY_UNAVAILABLE,
+            f"safety text_stage check of stage {stage!r} at level {level.value} "
+            f"(policy {decision.policy_version}): {checks}",
+            text_stage=stage,
+            index=index,
+            rules=list(decision.rules),
+            categories=list(decision.categories),
+        )
+        return False
 
     async def _drive_on(
         self,

@@ -3,6 +3,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from kiln_contracts.events import RunMessage, RunProgress
+from kiln_contracts.records import SafetyLevel
+from kiln_safety.screen import Decision
+from kiln_safety.verdicts import CheckPoint
 
 
 class RunEventSink(Protocol):
@@ -34,3 +37,9 @@ class TextGenerator(Protocol):
     """Runs one text stage: an OpenAI-compatible chat endpoint in production."""
 
     async def complete(self, model: str, system_prompt: str, text: str) -> str: ...
+
+
+class TextScreen(Protocol):
+    """The safety checks of a level (kiln_safety.screen.Screen)."""
+
+    async def screen_text(self, level: SafetyLevel, point: CheckPoint, text: str) -> Decision: ...

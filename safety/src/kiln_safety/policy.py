@@ -35,6 +35,7 @@ CheckSettings = TermsSettings | PersonalDataSettings
 class LevelPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input: list[CheckSettings] = Field(default_factory=list)
+    text_stage: list[CheckSettings] = Field(default_factory=list)
 
     def checks_at(self, point: CheckPoint) -> list[CheckSettings]:
         return list(getattr(self, point.value))

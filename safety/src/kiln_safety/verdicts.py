@@ -20,6 +20,7 @@ class CheckPoint(StrEnum):
     so a policy cannot name a point that nothing reads."""
 
     INPUT = "input"  # the participant's prompt, before anything is queued
+    TEXT_STAGE = "text_stage"  # a text stage's output, before it goes on (pipeline)
 
 
 class CheckResult(BaseModel):
